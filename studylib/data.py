@@ -263,7 +263,8 @@ def load_dialogue_pairs(seed=0, n_train=None, n_test=None, cap=None) -> Dataset:
 
     Construction: label 1 for a line and the next line of the same episode, label 0 for a line and a
     line from another episode, alternating, so labels are balanced. Episodes are split 80/20 (seeded)
-    and each split's pairs come only from its own episodes: no line is in both. Default 4,000 / 1,000.
+    and each split's pairs come only from its own episodes, so no pair is in both (a few identical lines
+    recur across episodes: stock phrases and clip-show scenes). Default 4,000 / 1,000.
     """
     _check_sizes(n_train, n_test, cap)
     rng = np.random.default_rng(seed)
@@ -312,8 +313,8 @@ ORIGINALS = {
     "glue/qqp": (("glue", "qqp"), ("question1", "question2"), "topic_pairs"),
     "glue/rte": (("glue", "rte"), ("sentence1", "sentence2"), "dialogue_pairs"),
     "glue/qnli": (("glue", "qnli"), ("question", "sentence"), "dialogue_pairs"),
-    "mnist": (("ylecun/mnist",), ("image",), "mnist"),
-    "cifar10": (("uoft-cs/cifar10",), ("img",), "fashion_mnist"),
+    "ylecun/mnist": (("ylecun/mnist",), ("image",), "mnist"),
+    "uoft-cs/cifar10": (("uoft-cs/cifar10",), ("img",), "fashion_mnist"),
 }
 
 

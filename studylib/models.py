@@ -191,3 +191,35 @@ def hub_model(name: str, num_labels: int | None = None) -> nn.Module:
     if num_labels is None:
         return AutoModel.from_pretrained(name)
     return AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
+
+
+@torch.no_grad()
+def sentence_similarities(model: nn.Module, tok, sentences: list[str]) -> torch.Tensor:
+    """Cosine similarities of mean-pooled token embeddings (sentence-transformers' pooling for MiniLM).
+    The "data and models" page uses it to show that pre-trained weights were really loaded."""
+    batch = tok(sentences, padding=True, return_tensors="pt")
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].float()
+    emb = nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    return emb @ emb.T
+
+
+def sample_image():
+    """Matplotlib's bundled photograph of Grace Hopper (in uniform), as an RGB PIL image."""
+    import matplotlib.cbook
+    from PIL import Image
+    return Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+
+
+#: the few ImageNet class names the "data and models" page refers to (index -> name)
+IMAGENET_NAMES = {652: "military uniform", 457: "bow tie", 834: "suit"}
+
+
+@torch.no_grad()
+def classify_image(model: nn.Module, image, size: int, k: int = 3) -> list[tuple[int, float]]:
+    """Top-``k`` (ImageNet index, probability) of an EfficientNet-Lite for a PIL image resized to ``size``."""
+    import numpy as np
+    x = torch.as_tensor(np.asarray(image.resize((size, size)), np.float32)).permute(2, 0, 1)[None]
+    probs = model((x - 127.0) / 128.0).softmax(-1)[0]
+    top = probs.topk(k)
+    return [(int(i), float(p)) for p, i in zip(top.values, top.indices)]

@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import pytest
+
+from studylib import params
+from studylib.params import ParameterError, check, resolve, resolve_values
+from studylib.profiles import NOTEBOOKS
+
+NB = "00_data_and_models"
+
+
+def test_every_profile_sets_every_parameter_to_a_valid_value():
+    for name, nb in NOTEBOOKS.items():
+        for profile in params.PROFILES:
+            values = resolve_values(name, profile, {})
+            assert set(values) == {"PROFILE", *nb.params}
+
+
+def test_none_means_the_profile_value_and_given_values_override():
+    quick = NOTEBOOKS[NB].profiles["quick"]
+    ns = {"PROFILE": "quick", "SEED": None, "DEMO_EPOCHS": 7, "CAP": None}
+    values = resolve(NB, ns, echo=False)
+    assert values["DEMO_EPOCHS"] == 7 and values["SEED"] == quick["SEED"] and values["CAP"] == quick["CAP"]
+    assert ns["DEMO_WIDTH"] == quick["DEMO_WIDTH"]  # written back into the notebook's globals
+
+
+def test_unknown_name_is_named_with_the_accepted_ones():
+    with pytest.raises(ParameterError, match="unknown parameter DEMO_EPOCHZ .*accepts PROFILE, SEED"):
+        resolve(NB, {"PROFILE": "quick", "DEMO_EPOCHZ": 3}, echo=False)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("DEMO_EPOCHS", "ten", "DEMO_EPOCHS='ten' has type str; DEMO_EPOCHS accepts a int"),
+    ("DEMO_EPOCHS", 0, "DEMO_EPOCHS=0 is out of range; DEMO_EPOCHS accepts a int >= 1"),
+    ("DEMO_EPOCHS", 2.5, "has type float"),
+    ("DEVICE", "tpu", "DEVICE accepts one of 'auto', 'cpu', 'cuda'"),
+    ("SEED", True, "has type bool"),
+])
+def test_wrong_type_or_value_names_the_parameter(name, value, message):
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_values(NB, "quick", {name: value})
+
+
+def test_wrong_profile():
+    with pytest.raises(ParameterError, match="PROFILE='fast' is not a profile"):
+        resolve_values(NB, "fast", {})
+
+
+def test_integral_float_from_papermill_becomes_int_and_nullable_accepts_none():
+    assert resolve_values(NB, "quick", {"DEMO_EPOCHS": 1e2})["DEMO_EPOCHS"] == 100
+    assert check("CAP", NOTEBOOKS[NB].params["CAP"], "none") is None
+
+
+def test_list_parameters_check_each_item():
+    spec = params.Param(list, "widths", item=int, low=1)
+    assert check("W", spec, [1, 2.0]) == [1, 2]
+    with pytest.raises(ParameterError, match="out of range"):
+        check("W", spec, [1, 0])
+    with pytest.raises(ParameterError, match="non-empty list"):
+        check("W", spec, [])
+
+
+def test_cli_rejects_a_bad_parameter_before_starting_a_kernel(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "studylib", "run", NB, "--profile", "quick",
+                             "-p", "DEMO_EPOCHS", "-3"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "DEMO_EPOCHS=-3 is out of range" in result.stderr
+    assert "Executing" not in result.stderr
