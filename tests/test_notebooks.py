@@ -1,0 +1,91 @@
+"""Every notebook executed with the quick profile, read back through its glued values; the book built
+from them, strictly, and opened in headless Chromium."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from studylib import config, notebooks_run
+from studylib.profiles import NOTEBOOKS
+
+ROOT = config.repo_root()
+SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_source_notebook_is_declared_and_carries_no_outputs():
+    assert sorted(p.stem for p in SOURCES) == sorted(NOTEBOOKS)
+    for path in SOURCES:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+
+
+def test_one_hidden_parameters_cell_declaring_exactly_the_profile_parameters():
+    for path in SOURCES:
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1 and "remove-cell" in cells[0].metadata.tags
+        names = {line.split("=")[0].strip() for line in cells[0].source.splitlines() if "=" in line}
+        assert names == {"PROFILE", *NOTEBOOKS[path.stem].params}
+
+
+@pytest.fixture(scope="session")
+def book_root(tmp_path_factory):
+    """A copy of the book sources with every notebook executed on the quick profile."""
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("notebooks", "_generated"))
+    for name in NOTEBOOKS:
+        notebooks_run.run_notebook(name, "quick", out_dir=root / "book" / "notebooks", progress_bar=False)
+    return root
+
+
+@pytest.mark.slow
+def test_data_and_models_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "00_data_and_models.ipynb")
+    assert g["data_num_sets"] == 11
+    assert g["models_l6_sim_related"] > 0.5 > 0.1 > g["models_l6_sim_unrelated"]
+    assert abs(g["models_random_sim_related"] - g["models_random_sim_unrelated"]) < 0.1
+    assert "military uniform" in g["models_lite0_top1"]
+    assert 0.3 < g["demo_test_acc"] <= 1.0  # 3 epochs on UCI digits: well above chance (0.1)
+
+
+@pytest.mark.slow
+def test_plain_papermill_with_a_misspelt_parameter_fails_naming_it(tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter DEMO_EPOCH "):
+        papermill.execute_notebook(str(SOURCES[0]), str(tmp_path / "out.ipynb"),
+                                   parameters={"PROFILE": "quick", "DEMO_EPOCH": 3},
+                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+
+
+def chromium_dom(page: Path, tmp_path: Path) -> str:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is needed for this test: `make browser` installs it")
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_strict_book_build_renders_pages_and_math_in_chromium(book_root, tmp_path):
+    index = notebooks_run.build_book(strict=True, root=book_root)
+    html = index.parent
+    intro = chromium_dom(html / "book" / "intro.html", tmp_path)
+    assert intro.count("<mjx-container") >= 5   # MathJax (served offline) typeset the formulas ...
+    assert "\\propto" not in intro              # ... and no raw TeX is left on the page
+    assert "Do weight-based measures predict generalization?" in intro
+    page = chromium_dom(html / "book" / "notebooks" / "00_data_and_models.html", tmp_path)
+    assert "military uniform" in page and "Rotten Tomatoes" in page and "<img" in page
+    assert "Traceback" not in page
+    rerun = (html / "book" / "rerun.html").read_text()
+    assert "00_data_and_models" in rerun and "quick" in rerun  # the measured run-time table
