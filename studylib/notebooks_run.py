@@ -94,6 +94,23 @@ def write_run_times_page(folder: Path | None = None, root: Path | None = None) -
     return out
 
 
+def write_parameters_page(root: Path | None = None) -> Path:
+    """Write ``book/_generated/parameters.md``: every notebook's parameters and profile values."""
+    from .params import PROFILES
+    lines = []
+    for name, nb in NOTEBOOKS.items():
+        lines += [f"**{name}** ({nb.title})", "", "| parameter | accepts | " + " | ".join(PROFILES) + " | meaning |",
+                  "| --- | --- | " + " | ".join("---" for _ in PROFILES) + " | --- |"]
+        for pname, spec in nb.params.items():
+            values = " | ".join(f"`{nb.profiles[p][pname]!r}`" for p in PROFILES)
+            lines.append(f"| `{pname}` | {spec.accepts()} | {values} | {spec.help} |")
+        lines.append("")
+    out = Path(root or config.repo_root()) / "book" / "_generated" / "parameters.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    return out
+
+
 def build_book(strict: bool = True, root: Path | None = None) -> Path:
     """Build the HTML book from the executed notebooks with jupyter-book (strict: warnings fail)."""
     root = Path(root or config.repo_root())
@@ -102,6 +119,7 @@ def build_book(strict: bool = True, root: Path | None = None) -> Path:
         raise FileNotFoundError(f"executed notebooks missing: {', '.join(missing)}; run "
                                 "`python -m studylib run-all` (or `make notebooks`) first")
     write_run_times_page(root / "book" / "notebooks", root)
+    write_parameters_page(root)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(root)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]

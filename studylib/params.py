@@ -36,7 +36,8 @@ class Param:
     nullable: bool = False
 
     def accepts(self) -> str:
-        what = f"a {self.kind.__name__}" + (f" of {self.item.__name__}" if self.item else "")
+        kind = self.kind.__name__
+        what = ("an " if kind[0] in "aeiou" else "a ") + kind + (f" of {self.item.__name__}" if self.item else "")
         if self.choices:
             what = "one of " + ", ".join(map(repr, self.choices))
         bounds = [f">= {self.low}" if self.low is not None else "", f"<= {self.high}" if self.high is not None else ""]

@@ -31,8 +31,8 @@ def test_unknown_name_is_named_with_the_accepted_ones():
 
 
 @pytest.mark.parametrize("name,value,message", [
-    ("DEMO_EPOCHS", "ten", "DEMO_EPOCHS='ten' has type str; DEMO_EPOCHS accepts a int"),
-    ("DEMO_EPOCHS", 0, "DEMO_EPOCHS=0 is out of range; DEMO_EPOCHS accepts a int >= 1"),
+    ("DEMO_EPOCHS", "ten", "DEMO_EPOCHS='ten' has type str; DEMO_EPOCHS accepts an int"),
+    ("DEMO_EPOCHS", 0, "DEMO_EPOCHS=0 is out of range; DEMO_EPOCHS accepts an int >= 1"),
     ("DEMO_EPOCHS", 2.5, "has type float"),
     ("DEVICE", "tpu", "DEVICE accepts one of 'auto', 'cpu', 'cuda'"),
     ("SEED", True, "has type bool"),
@@ -67,3 +67,10 @@ def test_cli_rejects_a_bad_parameter_before_starting_a_kernel(tmp_path):
     assert result.returncode == 2
     assert "DEMO_EPOCHS=-3 is out of range" in result.stderr
     assert "Executing" not in result.stderr
+
+
+def test_params_command_prints_every_profile(capsys):
+    from studylib.cli import main
+    assert main(["params", NB]) == 0
+    out = capsys.readouterr().out
+    assert "DEMO_EPOCHS" in out and "quick=3" in out and "standard=30" in out
