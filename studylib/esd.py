@@ -59,7 +59,7 @@ def _conv2d_matrices(w: torch.Tensor, method: str, scale: str, fft_size: int | N
     if method == "stacked":
         return w.reshape(1, out_c, in_c * kh * kw)
     n = fft_size or max(kh, kw)
-    spectrum = torch.fft.fft2(w, s=(n, n))                 # (out, in, n, n), complex
+    spectrum = torch.fft.fft2(w.double(), s=(n, n))        # (out, in, n, n), complex128
     return spectrum.permute(2, 3, 0, 1).reshape(n * n, out_c, in_c)
 
 
@@ -120,23 +120,26 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else -math.inf
 
 
-def spectral_metrics(evals: np.ndarray, min_evals: int = 10, **fit_options) -> dict:
+def spectral_metrics(evals: np.ndarray, min_evals: int = 10, rank_tol: float = 0.0, **fit_options) -> dict:
     """The per-matrix metrics of one ESD (see the module docstring), with the power-law fit and its status.
 
     Status: ``"ok"``; ``"zero_matrix"`` (all eigenvalues 0); ``"too_few_values"`` (fewer than
-    ``min_evals`` positive eigenvalues, e.g. a rank-1 matrix); or the fit's own failure status.
-    Metrics that need a fit are NaN when it failed.
+    ``min_evals`` eigenvalues above ``rank_tol * lambda_max``, e.g. a rank-1 matrix); or the fit's own
+    failure status. Eigenvalues at or below ``rank_tol * lambda_max`` are rounding noise of zeros and are
+    left out of the fit. Metrics that need a fit are NaN when it failed.
     """
     evals = np.asarray(evals, dtype=np.float64)
     lam_max, total = float(evals.max(initial=0.0)), float(evals.sum())
     row = {"num_evals": int(len(evals)), "lambda_max": lam_max, "log_norm": _log10(total),
            "log_spectral_norm": _log10(lam_max), "stable_rank": total / lam_max if lam_max > 0 else math.nan}
-    positive = int((evals > 0).sum())
+    noise = rank_tol * lam_max
+    positive = int((evals > noise).sum())
     if lam_max == 0:
         status, fit = "zero_matrix", None
     elif positive < min_evals:
         status, fit = "too_few_values", None
     else:
+        fit_options["min_value"] = max(fit_options.get("min_value", 0.0), noise)
         fit = fit_power_law(evals, **fit_options)
         status = fit.status
     if fit is None or status != "ok":
@@ -155,6 +158,16 @@ def marchenko_pastur_edge(N: int, M: int, variance: float) -> float:
     """Upper edge of the Marchenko-Pastur bulk for ``W^T W`` of an ``N x M`` matrix with i.i.d. entries of
     the given variance (no 1/N normalisation): ``N * variance * (1 + sqrt(M/N))^2``."""
     return N * variance * (1 + math.sqrt(M / N)) ** 2
+
+
+def tracy_widom_scale(N: int, M: int, variance: float) -> float:
+    """The scale of the largest eigenvalue's fluctuations at the edge (Johnstone 2001):
+    ``variance * (sqrt(N) + sqrt(M)) * (1/sqrt(N) + 1/sqrt(M))^(1/3)``."""
+    return variance * (math.sqrt(N) + math.sqrt(M)) * (1 / math.sqrt(N) + 1 / math.sqrt(M)) ** (1 / 3)
+
+
+#: eigenvalues count as spikes above the bulk edge plus this many Tracy-Widom scales (TW1's 99.9% quantile)
+SPIKE_MARGIN = 3.0
 
 
 def _shuffled(layer: LayerMatrices, gen: torch.Generator) -> LayerMatrices:
@@ -180,7 +193,7 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
     """One row per layer: shape, the spectral metrics and the power-law fit (see :func:`spectral_metrics`).
 
     ``mp_fit``: add the Marchenko-Pastur bulk edge for the matrix's entry variance (``mp_bulk_max``) and the
-    number of eigenvalues above it (``num_spikes``). ``randomize``: add the ESD of the matrix with its entries
+    number of eigenvalues beyond it by more than ``SPIKE_MARGIN`` Tracy-Widom scales (``num_spikes``). ``randomize``: add the ESD of the matrix with its entries
     shuffled by a generator seeded with ``seed`` (``rand_lambda_max``, ``rand_num_spikes``) and its
     distance to the real ESD (``rand_distance``). Extra keyword arguments go to :func:`fit_power_law`.
     """
@@ -188,19 +201,23 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
     esds = eigenvalues(layers, dtype, device)
     rows = []
     for layer, evals in zip(layers, esds):
+        rank_tol = layer.N * torch.finfo(dtype).eps  # numerical-rank tolerance, relative to lambda_max
         rows.append({"name": layer.name, "kind": layer.kind, "is_embedding": layer.is_embedding,
                      "N": layer.N, "M": layer.M, "num_matrices": layer.matrices.shape[0],
-                     **spectral_metrics(evals, min_evals, **fit_options)})
+                     **spectral_metrics(evals, min_evals, rank_tol, **dict(fit_options))})
         if mp_fit or randomize:
             var = float(layer.matrices.abs().pow(2).mean() - layer.matrices.mean().abs() ** 2)
-            rows[-1]["mp_bulk_max"] = marchenko_pastur_edge(layer.N, layer.M, var)
-            rows[-1]["num_spikes"] = int((evals > rows[-1]["mp_bulk_max"]).sum())
+            edge = marchenko_pastur_edge(layer.N, layer.M, var)
+            spike_above = edge + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var)
+            rows[-1].update(mp_bulk_max=edge, num_spikes=int((evals > spike_above).sum()))
     if randomize:
         gen = torch.Generator().manual_seed(seed)
         shuffled = [_shuffled(layer, gen) for layer in layers]
-        for row, real, rand in zip(rows, esds, eigenvalues(shuffled, dtype, device)):
+        for row, layer, real, rand in zip(rows, layers, esds, eigenvalues(shuffled, dtype, device)):
+            var = float(layer.matrices.abs().pow(2).mean() - layer.matrices.mean().abs() ** 2)
+            spike_above = row["mp_bulk_max"] + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var)
             row["rand_lambda_max"] = float(rand.max(initial=0.0))
-            row["rand_num_spikes"] = int((rand > row["mp_bulk_max"]).sum())
+            row["rand_num_spikes"] = int((rand > spike_above).sum())
             row["rand_distance"] = esd_distance(real, rand) if real.max(initial=0) > 0 else math.nan
     return pd.DataFrame(rows)
 

@@ -111,9 +111,12 @@ def _alpha_truncated(tail: np.ndarray, xmin: float, xmax: float) -> float:
     return 1.0 + brentq(score, lo, hi, xtol=1e-13)
 
 
-def fit_power_law(values, xmin: float | None = None, xmax: float | None = None, min_tail: int = 2) -> PowerLawFit:
+def fit_power_law(values, xmin: float | None = None, xmax: float | None = None, min_tail: int = 2,
+                  min_value: float = 0.0) -> PowerLawFit:
     """Fit ``p(x) ~ x^-alpha`` to the tail of ``values`` (see the module docstring).
 
+    ``min_value``: values at or below it are dropped first (0: powerlaw's convention; WeightWatcher
+    drops eigenvalues at or below 1e-5).
     Returns a :class:`PowerLawFit`; ``status`` is ``"too_few_values"`` when fewer than two distinct
     values (or fewer than ``min_tail``) are left, ``"degenerate"`` when all values are equal.
     Non-finite values raise ``ValueError``.
@@ -121,7 +124,7 @@ def fit_power_law(values, xmin: float | None = None, xmax: float | None = None, 
     x = np.asarray(values, dtype=np.float64).ravel()
     if not np.isfinite(x).all():
         raise ValueError("fit_power_law: values contain NaN or Inf")
-    x = np.sort(x[x > 0])
+    x = np.sort(x[x > max(min_value, 0.0)])
     if xmax is not None:
         x = x[x <= xmax]
     if len(x) < max(min_tail, 2):

@@ -1,0 +1,179 @@
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from studylib import esd, models
+from studylib.powerlaw_fit import fit_power_law
+
+ww = pytest.importorskip("weightwatcher")
+WW_MATCHED = dict(conv_scale="weightwatcher", min_value=1e-5)  # our options that match WeightWatcher's conventions
+
+
+def ww_details(model, **kw):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return ww.WeightWatcher(model=model).analyze(**kw)
+
+
+def small_conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 5),
+                         nn.Flatten(), nn.Linear(64 * 20 * 20, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return models.minilm_l6()
+
+
+def compare_with_weightwatcher(model):
+    theirs = ww_details(model).set_index("longname")
+    ours = esd.analyze(model, **WW_MATCHED).set_index("name")
+    common = theirs.index.intersection(ours.index)
+    assert len(common) == len(theirs)  # every layer WeightWatcher analyses, we analyse too
+    for col in ("lambda_max", "log_norm", "log_spectral_norm", "num_evals"):
+        np.testing.assert_allclose(ours.loc[common, col].astype(float), theirs.loc[common, col].astype(float),
+                                   rtol=1e-6, err_msg=col)
+    # Convention that differs: below 20 eigenvalues WeightWatcher switches to a bias-corrected alpha,
+    # 1 + (n - 1) / sum(log(x / xmin)), with a tail of at least 8; we keep one estimator throughout.
+    fitted = (theirs.loc[common, "alpha"] > 0) & (theirs.loc[common, "num_evals"] >= 20)
+    delta = (ours.loc[common, "alpha"] - theirs.loc[common, "alpha"])[fitted].abs()
+    assert delta.max() <= 0.01, delta.sort_values().tail()
+    same = fitted & (delta < 1e-4)
+    assert same.sum() >= 0.9 * fitted.sum()  # almost every layer picks the very same xmin
+    for col in ("alpha_weighted", "log_alpha_norm", "xmin", "D"):
+        np.testing.assert_allclose(ours.loc[common, col][same], theirs.loc[common, col][same], rtol=1e-4, err_msg=col)
+    return ours, theirs
+
+
+def test_agrees_with_weightwatcher_on_minilm(minilm):
+    ours, theirs = compare_with_weightwatcher(minilm)
+    # Convention that differs: WeightWatcher skips matrices with fewer than 8 eigenvalues; we keep a row
+    # with a fit status instead.
+    assert "embeddings.token_type_embeddings" not in theirs.index
+    assert ours.loc["embeddings.token_type_embeddings", "status"] == "too_few_values"
+
+
+def test_agrees_with_weightwatcher_on_a_conv_net():
+    compare_with_weightwatcher(small_conv_net())
+
+
+def test_conv_scaling_conventions():
+    net = small_conv_net()
+    paper = esd.analyze(net).set_index("name")
+    matched = esd.analyze(net, conv_scale="weightwatcher").set_index("name")
+    # the paper's k/sqrt(2) scaling multiplies eigenvalues by kh*kw relative to WeightWatcher's 1/sqrt(2)
+    for name, k2 in (("0", 9), ("2", 9), ("4", 25)):
+        assert paper.loc[name, "log_norm"] - matched.loc[name, "log_norm"] == pytest.approx(np.log10(k2))
+    assert paper.loc["6", "log_norm"] == matched.loc["6", "log_norm"]  # dense layers are never rescaled
+    # WeightWatcher's pool=False applies the paper's scaling to each slice
+    slices = ww_details(net, pool=False)
+    conv2 = slices[slices.longname == "2"]
+    evals = esd.eigenvalues(esd.layer_matrices(net))[1]
+    assert conv2.lambda_max.max() == pytest.approx(evals.max(), rel=1e-6)
+    assert conv2.num_evals.sum() == len(evals) == 9 * 16
+
+
+def test_eigenvalues_are_squared_singular_values_in_every_conv_method():
+    net = small_conv_net()
+    w = net[2].weight.detach().double()
+    out_c, in_c, kh, kw = w.shape
+    by_method = {m: esd.eigenvalues(esd.layer_matrices(net, conv_method=m, conv_scale="none"))[1]
+                 for m in esd.CONV_METHODS}
+    slices = np.concatenate([np.linalg.svd(w[:, :, i, j].numpy(), compute_uv=False) ** 2
+                             for i in range(kh) for j in range(kw)])
+    np.testing.assert_allclose(by_method["slices"], np.sort(slices), rtol=1e-9, atol=1e-12)
+    stacked = np.linalg.svd(w.reshape(out_c, -1).numpy(), compute_uv=False) ** 2
+    np.testing.assert_allclose(by_method["stacked"], np.sort(stacked), rtol=1e-9)
+
+
+def test_fft_method_gives_the_singular_values_of_the_circular_convolution_operator():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 3, 3, bias=False)
+    n = 4
+    # slow, obvious: the operator's matrix, column by column, from circular cross-correlation of basis images
+    columns = []
+    for idx in range(2 * n * n):
+        x = torch.zeros(1, 2, n, n, dtype=torch.float64)
+        x.view(-1)[idx] = 1
+        padded = torch.nn.functional.pad(x, (0, 2, 0, 2), mode="circular")
+        columns.append(torch.nn.functional.conv2d(padded, conv.weight.detach().double()).reshape(-1))
+    operator = torch.stack(columns, 1).numpy()
+    expected = np.sort(np.linalg.svd(operator, compute_uv=False) ** 2)
+    ours = esd.eigenvalues(esd.layer_matrices(nn.Sequential(conv), conv_method="fft", fft_size=n))[0]
+    np.testing.assert_allclose(np.sort(ours)[-len(expected):], expected, rtol=1e-9)
+
+
+def test_float32_alphas_match_float64(minilm):
+    a64 = esd.analyze(minilm).alpha
+    a32 = esd.analyze(minilm, dtype=torch.float32).alpha
+    assert (a64 - a32).abs().max() <= 0.01
+
+
+def test_degenerate_layers_get_a_status_and_nan_weights_an_error():
+    model = nn.Sequential(nn.Linear(50, 40), nn.Linear(40, 30), nn.Linear(30, 3))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[1].weight.copy_(torch.outer(torch.randn(30), torch.randn(40)))  # rank 1
+    df = esd.analyze(model).set_index("name")
+    assert df.loc["0", "status"] == "zero_matrix" and df.loc["0", "log_norm"] == -np.inf
+    assert df.loc["1", "status"] == "too_few_values" and np.isnan(df.loc["1", "alpha"])
+    assert df.loc["2", "status"] == "too_few_values"  # 3 eigenvalues < min_evals
+    summary = esd.summarize(df.reset_index())
+    assert summary.loc["alpha", "n_used"] == 0 and summary.loc["alpha", "n_excluded"] == 3
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="layer '2' has NaN or Inf weights"):
+        esd.analyze(model)
+
+
+def test_summary_excludes_failed_fits_where_weightwatcher_averages_them_in():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 50), nn.Linear(50, 40))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.outer(torch.randn(40), torch.randn(50)))
+    theirs = ww_details(model)
+    ours = esd.analyze(model, **WW_MATCHED)
+    summary = esd.summarize(ours)
+    good = ours.alpha.dropna()
+    assert summary.loc["alpha", "mean"] == pytest.approx(good.mean())
+    assert summary.loc["alpha", "n_excluded"] == 1
+    assert (theirs.alpha == -1).sum() == 1 and theirs.alpha.mean() < good.mean()
+    assert summary.loc["alpha", "ci_low"] <= summary.loc["alpha", "mean"] <= summary.loc["alpha", "ci_high"]
+
+
+def test_randomized_esd_and_marchenko_pastur_edge():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(400, 1600, bias=False))
+    df = esd.analyze(model, randomize=True, seed=3).iloc[0]
+    # a Gaussian-like random matrix: lambda_max sits at the Marchenko-Pastur edge, no spikes
+    assert df.lambda_max == pytest.approx(df.mp_bulk_max, rel=0.05) and df.num_spikes <= 2
+    # shuffling keeps the entries, so the Frobenius norm; the ESDs of two random matrices are close
+    layer = esd.layer_matrices(model)[0]
+    gen = torch.Generator().manual_seed(3)
+    shuffled = esd.eigenvalues([esd._shuffled(layer, gen)])[0]
+    assert shuffled.sum() == pytest.approx(esd.eigenvalues([layer])[0].sum(), rel=1e-9)
+    assert 0 <= df.rand_distance < 0.2
+    again = esd.analyze(model, randomize=True, seed=3).iloc[0]
+    assert again.rand_lambda_max == df.rand_lambda_max  # seeded
+
+
+def test_spiked_matrix_has_spikes_and_its_shuffle_does_not():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((800, 200)) + 12 * np.outer(rng.standard_normal(800), rng.standard_normal(200)) / np.sqrt(200)
+    model = nn.Sequential(nn.Linear(200, 800, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor(w))
+    row = esd.analyze(model, randomize=True).iloc[0]
+    assert row.num_spikes == 1 and row.rand_num_spikes == 0 and row.rand_distance > 0
+    assert row.rand_lambda_max < 0.05 * row.lambda_max
+
+
+def test_alpha_interval_covers_the_fit():
+    x = np.random.default_rng(0).pareto(2.0, 1500) + 1
+    lo, hi = esd.alpha_interval(x, n_boot=100)
+    assert lo < fit_power_law(x).alpha < hi
