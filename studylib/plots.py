@@ -62,3 +62,66 @@ def training_curves(records: list[dict], title: str = ""):
     a.legend()
     fig.tight_layout()
     return fig
+
+
+def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge: float, title: str):
+    """ESD audit chapter, the paper's Fig. 1: (left) histogram of log10 eigenvalues of a matrix and of
+    the same matrix with its entries shuffled, with the Marchenko-Pastur bulk edge; (right) the
+    complementary CDF of the eigenvalues on log-log axes with the fitted power-law tail."""
+    left, right = axes
+    bins = np.histogram_bin_edges(np.log10(np.concatenate([evals[evals > 0], shuffled[shuffled > 0]])), 60)
+    left.hist(np.log10(evals[evals > 0]), bins, alpha=0.6, label="trained", color="tab:blue")
+    left.hist(np.log10(shuffled[shuffled > 0]), bins, alpha=0.6, label="entries shuffled", color="tab:gray")
+    left.axvline(np.log10(mp_edge), color="k", ls="--", lw=1, label="MP bulk edge")
+    left.set(xlabel=r"$\log_{10}\lambda$", ylabel="count", title=title)
+    left.legend(fontsize=7)
+    x = np.sort(evals[evals > 0])
+    ccdf = 1 - np.arange(len(x)) / len(x)
+    right.loglog(x, ccdf, ".", ms=3, color="tab:blue", label="ESD")
+    if np.isfinite(fit_alpha):
+        tail = x[x >= fit_xmin]
+        start = (x >= fit_xmin).mean()
+        right.loglog(tail, start * (tail / fit_xmin) ** (1 - fit_alpha), "r-", lw=1.5,
+                     label=rf"power law, $\alpha$={fit_alpha:.2f}")
+        right.axvline(fit_xmin, color="r", ls=":", lw=1)
+    right.set(xlabel=r"$\lambda$", ylabel=r"$P(\Lambda \geq \lambda)$")
+    right.legend(fontsize=7)
+
+
+def correlation_flow(flow, ax=None):
+    """ESD audit chapter: alpha of each layer against relative depth, one line per model."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.8))
+    for model, d in flow.groupby("model", sort=False):
+        ax.plot(d.depth, d.alpha, "o-", ms=3, lw=1, label=model)
+    ax.axhspan(2, 6, color="green", alpha=0.07, label=r"2 $\leq \alpha \leq$ 6")
+    ax.set(xlabel="relative depth (first layer 0, last 1)", ylabel=r"$\alpha$", yscale="log")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return ax.figure
+
+
+def metric_vs_accuracy(frame, metrics, accuracy_label: str):
+    """ESD audit chapter: one panel per metric, accuracy against the metric, one colour per series."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.1 * len(metrics), 3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for series, d in frame.groupby("series", sort=False):
+            ax.plot(d[metric], d.accuracy, "o", label=series)
+            for _, r in d.iterrows():
+                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set(xlabel=metric, ylabel=accuracy_label)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def paired_histograms(frames: dict, column: str, xlabel: str, ax=None, bins: int = 25):
+    """ESD audit chapter, GPT vs GPT-2 analogue: overlaid histograms of one per-layer column."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    values = {k: v[column].replace([np.inf, -np.inf], np.nan).dropna() for k, v in frames.items()}
+    edges = np.histogram_bin_edges(np.concatenate([v.to_numpy() for v in values.values()]), bins)
+    for name, v in values.items():
+        ax.hist(v, edges, alpha=0.55, label=f"{name} (n={len(v)})")
+    ax.set(xlabel=xlabel, ylabel="layers")
+    ax.legend(fontsize=7)
+    return ax
