@@ -88,28 +88,33 @@ def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge
     right.legend(fontsize=7)
 
 
-def correlation_flow(flow, ax=None):
-    """ESD audit chapter: alpha of each layer against relative depth, one line per model."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.8))
-    for model, d in flow.groupby("model", sort=False):
-        ax.plot(d.depth, d.alpha, "o-", ms=3, lw=1, label=model)
-    ax.axhspan(2, 6, color="green", alpha=0.07, label=r"2 $\leq \alpha \leq$ 6")
-    ax.set(xlabel="relative depth (first layer 0, last 1)", ylabel=r"$\alpha$", yscale="log")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return ax.figure
+def correlation_flow(flow, groups: dict[str, list[str]]):
+    """ESD audit chapter: alpha of each layer against relative depth, one panel per group of models."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), sharey=True, squeeze=False)
+    for ax, (title, names) in zip(axes[0], groups.items()):
+        for name in names:
+            d = flow[flow.model == name]
+            ax.plot(d.depth, d.alpha, "o-", ms=3, lw=1, label=name)
+        ax.axhspan(2, 6, color="green", alpha=0.07)
+        ax.set(xlabel="relative depth", title=title, yscale="log")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(r"$\alpha$ (band: 2 to 6)")
+    fig.tight_layout()
+    return fig
 
 
 def metric_vs_accuracy(frame, metrics, accuracy_label: str):
-    """ESD audit chapter: one panel per metric, accuracy against the metric, one colour per series."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.1 * len(metrics), 3), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        for series, d in frame.groupby("series", sort=False):
-            ax.plot(d[metric], d.accuracy, "o", label=series)
+    """ESD audit chapter: one row of panels per series (accuracy against each metric), so that series
+    with different accuracy scales are never mixed."""
+    groups = list(frame.groupby("series", sort=False))
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(2.6 * len(metrics), 2.5 * len(groups)), squeeze=False)
+    for row, (series, d) in zip(axes, groups):
+        for ax, metric in zip(row, metrics):
+            ax.plot(d[metric], d.accuracy, "o", color="tab:blue")
             for _, r in d.iterrows():
                 ax.annotate(r.label, (r[metric], r.accuracy), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set(xlabel=metric, ylabel=accuracy_label)
-    axes[0][0].legend(fontsize=7)
+            ax.set_xlabel(metric, fontsize=8)
+        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -87,5 +87,19 @@ def test_strict_book_build_renders_pages_and_math_in_chromium(book_root, tmp_pat
     page = chromium_dom(html / "book" / "notebooks" / "00_data_and_models.html", tmp_path)
     assert "military uniform" in page and "Rotten Tomatoes" in page and "<img" in page
     assert "Traceback" not in page
+    esd_page = chromium_dom(html / "book" / "notebooks" / "05_esd_audit.html", tmp_path)
+    assert "The claims, one by one" in esd_page and "not testable here" in esd_page and "<img" in esd_page
+    assert esd_page.count("<mjx-container") >= 5 and "Traceback" not in esd_page
     rerun = (html / "book" / "rerun.html").read_text()
     assert "00_data_and_models" in rerun and "quick" in rerun  # the measured run-time table
+
+
+@pytest.mark.slow
+def test_esd_audit_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "05_esd_audit.ipynb")
+    # Fig. 1: the pre-trained matrix is heavy-tailed with outliers beyond the MP edge; its random twin is not
+    assert g["esd_fig1_alpha_trained"] < 6 < g["esd_fig1_alpha_random"]
+    assert g["esd_fig1_spikes_trained"] > 5 and g["esd_fig1_spikes_random"] == 0
+    for key in ("esd_tau_eff_alpha_weighted", "esd_tau_mlp_log_norm"):
+        assert -1 <= g[key] <= 1
+    assert g["esd_claims_total"] == 14 and 1 <= g["esd_claims_held"] <= 14
