@@ -88,15 +88,16 @@ def model_summaries(details: dict[str, pd.DataFrame], n_boot: int, seed: int) ->
     return pd.DataFrame(rows)
 
 
-def layer_esd(model: torch.nn.Module, name: str, **options) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """The ESD of one named layer, the ESD of its shuffled entries, and its analysis row (Fig. 1)."""
+def layer_esd(model: torch.nn.Module, name: str, alpha_ci: int = 0, **options) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """The ESD of one named layer, the ESD of its shuffled entries, and its analysis row (Fig. 1), with a
+    bootstrap interval for alpha from ``alpha_ci`` resamples if positive."""
     layers = {m.name: m for m in esd.layer_matrices(model)}
     if name not in layers:
         raise ValueError(f"no weight matrix named {name!r}; choose one of: {', '.join(layers)}")
     layer = layers[name]
     gen = torch.Generator().manual_seed(options.pop("seed", 0))
     real, shuffled = esd.eigenvalues([layer, esd._shuffled(layer, gen)], **options)
-    row = esd.analyze(torch.nn.ModuleDict({"m": _only(model, name)}), mp_fit=True).iloc[0]
+    row = esd.analyze(torch.nn.ModuleDict({"m": _only(model, name)}), mp_fit=True, alpha_ci=alpha_ci).iloc[0]
     return real, shuffled, row
 
 

@@ -178,6 +178,14 @@ def test_spiked_matrix_has_spikes_and_its_shuffle_does_not():
     assert row.rand_lambda_max < 0.05 * row.lambda_max
 
 
+def test_per_layer_alpha_intervals():
+    torch.manual_seed(0)
+    df = esd.analyze(nn.Sequential(nn.Linear(300, 200), nn.Linear(200, 3)), alpha_ci=50)
+    ok = df.iloc[0]
+    assert ok.alpha_lo <= ok.alpha_hi and np.isfinite(ok.alpha_lo)
+    assert np.isnan(df.iloc[1].alpha_lo)  # no fit, no interval
+
+
 def test_alpha_interval_covers_the_fit():
     x = np.random.default_rng(0).pareto(2.0, 1500) + 1
     lo, hi = esd.alpha_interval(x, n_boot=100)
