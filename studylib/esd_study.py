@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from . import cache, esd, models, train
+from .claims import ClaimsTable
 from .executor import run_grid
 
 #: EfficientNet-Lite ImageNet top-1 accuracies (%) as published by their authors (Liu 2020, the
@@ -111,13 +112,6 @@ def fraction_in_band(df: pd.DataFrame, low: float = 2.0, high: float = 6.0) -> f
     return float(((a >= low) & (a <= high)).mean()) if len(a) else float("nan")
 
 
-def verdict(held: bool | None, partial: bool = False) -> str:
-    """'held', 'partly held' (only the weaker ``partial`` criterion met), 'did not hold' or 'not testable here'."""
-    if held is None:
-        return "not testable here"
-    return "held" if held else ("partly held" if partial else "did not hold")
-
-
 #: seed 002 (draft), Table 2: average log norm metrics of OpenAI GPT and GPT-2 (the draft's "GPT (small)" row
 #: is GPT2-small). Columns: layers, log Frobenius, log spectral, alpha_weighted, log alpha-norm.
 PAPER_TABLE2 = pd.DataFrame([
@@ -139,10 +133,8 @@ def claims_table(details: dict[str, pd.DataFrame], table: pd.DataFrame, pairs: l
     deficiently trained) model names; ``scale_check``: one model analysed with two conv scalings.
     """
     pre, rnd = _rows(details["MiniLM-L6"]), _rows(details["MiniLM-L6 random"])
-    rows = []
-
-    def add(claim, source, evidence, held, partial=False):
-        rows.append({"claim": claim, "where": source, "evidence here": evidence, "verdict": verdict(held, partial)})
+    table_out = ClaimsTable()
+    add = table_out.add
 
     spikes_pre, spikes_rnd = (pre.num_spikes > 0).mean(), (rnd.num_spikes > 0).mean()
     add("Trained weight matrices are heavy-tailed, not Marchenko-Pastur", "002 §3, Fig. 1",
@@ -190,4 +182,4 @@ def claims_table(details: dict[str, pd.DataFrame], table: pd.DataFrame, pairs: l
         + "; 3 to 7 models give such a test almost no power", None)
     add("Correlation flow: better architectures keep alpha near 2 through depth (ResNet vs VGG)", "002 §4, Fig. 4",
         "needs several pre-trained architectures of one task; only EfficientNet-Lite is available offline", None)
-    return pd.DataFrame(rows)
+    return table_out.frame()

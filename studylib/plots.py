@@ -130,3 +130,102 @@ def paired_histograms(frames: dict, column: str, xlabel: str, ax=None, bins: int
     ax.set(xlabel=xlabel, ylabel="layers")
     ax.legend(fontsize=7)
     return ax
+
+
+def _cell_table(frame, value, rows="noise", cols="width"):
+    return frame.groupby([rows, cols])[value].mean().unstack(cols).sort_index(ascending=False)
+
+
+def layer_heatmaps(layers, value: str, title: str, symmetric: bool = False, mark_row_max: bool = False):
+    """Layer utilization chapter (Figs. 1, 2 and 5): one heatmap per layer, width across, noise ratio down,
+    the mean over repeats; log colour scale (symmetric-log when ``symmetric``, for signed contributions);
+    with ``mark_row_max`` each row's maximum is outlined in green."""
+    from matplotlib.colors import LogNorm, SymLogNorm
+    layer_ids = sorted(layers.layer.unique())
+    tables = [_cell_table(layers[layers.layer == i], value) for i in layer_ids]
+    finite = np.concatenate([t.to_numpy().ravel() for t in tables])
+    finite = finite[np.isfinite(finite)]
+    if symmetric:
+        vmax = float(np.abs(finite).max()) if len(finite) else 1.0
+        norm = SymLogNorm(linthresh=max(vmax * 1e-3, 1e-6), vmin=-vmax, vmax=vmax)
+        cmap = "RdBu_r"
+    else:
+        positive = finite[finite > 0]
+        norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if len(positive) else None
+        cmap = "viridis"
+    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.5 * len(layer_ids) + 1, 2.9), sharey=True)
+    for ax, i, t in zip(np.atleast_1d(axes), layer_ids, tables):
+        im = ax.imshow(t.to_numpy(), aspect="auto", cmap=cmap, norm=norm)
+        ax.set_xticks(range(t.shape[1]))
+        ax.set_xticklabels(t.columns, rotation=90, fontsize=7)
+        ax.set_yticks(range(t.shape[0]))
+        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
+        ax.set_title(f"layer {i}", fontsize=9)
+        ax.set_xlabel("width", fontsize=8)
+        if mark_row_max:
+            for r, row in enumerate(t.to_numpy()):
+                if np.isfinite(row).any():
+                    c = int(np.nanargmax(row))
+                    ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="lime", lw=2))
+        ax.grid(False)
+    np.atleast_1d(axes)[0].set_ylabel("noise ratio")
+    fig.colorbar(im, ax=axes, fraction=0.025, pad=0.02)
+    fig.suptitle(title, fontsize=10, y=1.03)
+    return fig
+
+
+def run_heatmaps(runs, values: dict[str, str], thresholds=None):
+    """Layer utilization chapter (Fig. 3): run-level heatmaps (width across, noise down) with the
+    interpolation threshold (the smallest width that fits the noisy training labels) marked by a white line."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 3.1), squeeze=False)
+    for ax, (value, label) in zip(axes[0], values.items()):
+        t = _cell_table(runs, value)
+        im = ax.imshow(t.to_numpy(), aspect="auto", cmap="magma")
+        ax.set_xticks(range(t.shape[1]))
+        ax.set_xticklabels(t.columns, fontsize=7)
+        ax.set_yticks(range(t.shape[0]))
+        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
+        ax.set(xlabel="width", ylabel="noise ratio", title=label)
+        if thresholds is not None:
+            th = thresholds.set_index("noise").threshold_width
+            for r, noise in enumerate(t.index):
+                w = th.get(noise, np.nan)
+                if np.isfinite(w):
+                    c = list(t.columns).index(w)
+                    ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="white", lw=2.5)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def utilization_scatter(layers, target: str, xlabel: str):
+    """Layer utilization chapter (Fig. 4): each layer's utilization against a run-level target, one panel
+    per layer, under-parameterised runs in blue and over-parameterised ones in red."""
+    layer_ids = sorted(layers.layer.unique())
+    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.6 * len(layer_ids), 2.7), sharex=True)
+    for ax, i in zip(axes, layer_ids):
+        d = layers[layers.layer == i]
+        for side, colour in (("under", "tab:blue"), ("over", "tab:red")):
+            s = d[d.side == side]
+            ax.scatter(s[target], s.utilization, s=10, color=colour, alpha=0.7, label=f"{side}-parameterised")
+        ax.set(title=f"layer {i}", xlabel=xlabel, yscale="log")
+    axes[0].set_ylabel(r"utilization $\Vert W - W_0 \Vert_F$")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def contribution_by_depth(layers, values: dict[str, str]):
+    """Layer utilization chapter (Fig. 5 summary): mean contribution by layer depth, per noise ratio."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.4 * len(values), 3), squeeze=False)
+    for ax, (value, label) in zip(axes[0], values.items()):
+        for noise, d in layers.groupby("noise"):
+            m = d.groupby("layer")[value].mean()
+            ax.plot(m.index, m.to_numpy(), "o-", label=f"noise {noise:.1f}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(xlabel="layer (1 = input side)", ylabel=label)
+        ax.set_yscale("symlog", linthresh=1e-2)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

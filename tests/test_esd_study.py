@@ -5,10 +5,12 @@ from studylib import esd_study, models
 
 
 def test_verdicts():
-    assert esd_study.verdict(True) == "held"
-    assert esd_study.verdict(False, partial=True) == "partly held"
-    assert esd_study.verdict(False) == "did not hold"
-    assert esd_study.verdict(None) == "not testable here"
+    from studylib.claims import ClaimsTable, verdict
+    assert verdict(True) == "held" and verdict(False, partial=True) == "partly held"
+    assert verdict(False) == "did not hold" and verdict(None) == "not testable here"
+    table = ClaimsTable()
+    table.add("c", "s", "e", None)
+    assert table.frame().verdict.tolist() == ["not testable here"]
 
 
 def test_paper_tables_have_every_series_and_metric():

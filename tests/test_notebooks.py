@@ -103,3 +103,14 @@ def test_esd_audit_glued_values(book_root):
     for key in ("esd_tau_eff_alpha_weighted", "esd_tau_mlp_log_norm"):
         assert -1 <= g[key] <= 1
     assert g["esd_claims_total"] == 14 and 1 <= g["esd_claims_held"] <= 14
+
+
+@pytest.mark.slow
+def test_layer_utilization_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "04_layer_utilization.ipynb")
+    quick = NOTEBOOKS["04_layer_utilization"].profiles["quick"]
+    assert g["util_runs"] == (len(quick["DATASETS"]) * len(quick["WIDTHS"]) * len(quick["NOISES"])
+                              * quick["REPEATS"])
+    for key in ("util_tau_last_mnist", "util_tau_first_fashion_mnist"):
+        assert -1 <= g[key] <= 1
+    assert 0 <= g["util_reinit_loss_helps"] <= 1 and g["util_claims_total"] == 8
