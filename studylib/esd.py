@@ -170,7 +170,8 @@ def tracy_widom_scale(N: int, M: int, variance: float) -> float:
 SPIKE_MARGIN = 3.0
 
 
-def _shuffled(layer: LayerMatrices, gen: torch.Generator) -> LayerMatrices:
+def shuffle_entries(layer: LayerMatrices, gen: torch.Generator) -> LayerMatrices:
+    """The layer with each matrix's entries randomly permuted (seeded by ``gen``): same entries, no correlations."""
     m = layer.matrices
     flat = m.reshape(m.shape[0], -1)
     perm = torch.stack([torch.randperm(flat.shape[1], generator=gen) for _ in range(flat.shape[0])])
@@ -222,7 +223,7 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
                                                 else (math.nan, math.nan))
     if randomize:
         gen = torch.Generator().manual_seed(seed)
-        shuffled = [_shuffled(layer, gen) for layer in layers]
+        shuffled = [shuffle_entries(layer, gen) for layer in layers]
         for row, layer, real, rand in zip(rows, layers, esds, eigenvalues(shuffled, dtype, device)):
             var = float(layer.matrices.abs().pow(2).mean() - layer.matrices.mean().abs() ** 2)
             spike_above = row["mp_bulk_max"] + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var)

@@ -97,7 +97,7 @@ def layer_esd(model: torch.nn.Module, name: str, alpha_ci: int = 0, **options) -
         raise ValueError(f"no weight matrix named {name!r}; choose one of: {', '.join(layers)}")
     layer = layers[name]
     gen = torch.Generator().manual_seed(options.pop("seed", 0))
-    real, shuffled = esd.eigenvalues([layer, esd._shuffled(layer, gen)], **options)
+    real, shuffled = esd.eigenvalues([layer, esd.shuffle_entries(layer, gen)], **options)
     row = esd.analyze(torch.nn.ModuleDict({"m": _only(model, name)}), mp_fit=True, alpha_ci=alpha_ci).iloc[0]
     return real, shuffled, row
 

@@ -160,7 +160,7 @@ def test_randomized_esd_and_marchenko_pastur_edge():
     # shuffling keeps the entries, so the Frobenius norm; the ESDs of two random matrices are close
     layer = esd.layer_matrices(model)[0]
     gen = torch.Generator().manual_seed(3)
-    shuffled = esd.eigenvalues([esd._shuffled(layer, gen)])[0]
+    shuffled = esd.eigenvalues([esd.shuffle_entries(layer, gen)])[0]
     assert shuffled.sum() == pytest.approx(esd.eigenvalues([layer])[0].sum(), rel=1e-9)
     assert 0 <= df.rand_distance < 0.2
     again = esd.analyze(model, randomize=True, seed=3).iloc[0]
