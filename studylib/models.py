@@ -20,9 +20,10 @@ from torch import nn
 from . import assets
 from .data import require_online
 
-try:  # transformers' weight-loading progress bars would clutter notebook output
+try:  # transformers' weight-loading progress bars and load reports would clutter notebook output
     from transformers.utils import logging as _hf_logging
     _hf_logging.disable_progress_bar()
+    _hf_logging.set_verbosity_error()
 except ImportError:
     pass
 
@@ -131,9 +132,9 @@ class EncoderClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=position_ids).last_hidden_state
         return self.classifier(self.dropout(hidden[:, 0]))
 
 
