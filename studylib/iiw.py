@@ -95,34 +95,37 @@ class _Capture:
             h.remove()
 
 
-def per_example_directional(model: nn.Module, deltas: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
-    """``g_i . delta_W`` for every example i and every weight tensor W, from one forward and one backward pass
-    of the summed loss (examples do not interact in the model, so each example's output gradient is its own).
-
-    Linear ``W`` (out x in): ``sum_t G_{i,t} . (delta_W a_{i,t})``; Embedding ``E``: ``sum_t G_{i,t} . delta_E[id_{i,t}]``.
-    """
-    owners = {}
-    for mod_name, mod in model.named_modules():
-        if isinstance(mod, (nn.Linear, nn.Embedding)) and f"{mod_name}.weight" in deltas:
-            owners[f"{mod_name}.weight"] = mod_name
+def _captured_pass(model: nn.Module, deltas: dict[str, torch.Tensor], batch: dict):
+    """One forward and one backward pass of the summed loss with the inputs and output gradients of the
+    Linear and Embedding modules that own a weight in ``deltas`` captured. Examples do not interact in
+    the model, so each example's output gradient is its own. Returns (weight name -> module, capture)."""
+    modules = dict(model.named_modules())
+    owners = {f"{m}.weight": mod for m, mod in modules.items()
+              if isinstance(mod, (nn.Linear, nn.Embedding)) and f"{m}.weight" in deltas}
     unsupported = set(deltas) - set(owners)
     if unsupported:
-        raise ValueError(f"the batched Fisher estimator handles Linear and Embedding weights only; not: {sorted(unsupported)}")
-    modules = dict(model.named_modules())
-    cap = _Capture({m: modules[m] for m in owners.values()})
+        raise ValueError(f"the batched Fisher estimators handle Linear and Embedding weights only; not: {sorted(unsupported)}")
+    cap = _Capture({w[: -len(".weight")]: mod for w, mod in owners.items()})
     try:
         model.zero_grad()
         _loss(model, batch, reduction="sum").backward()
     finally:
         cap.close()
     model.zero_grad()
+    return owners, cap
+
+
+def per_example_directional(model: nn.Module, deltas: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+    """``g_i . delta_W`` for every example i and every weight tensor W, from one captured pass.
+
+    Linear ``W`` (out x in): ``sum_t G_{i,t} . (delta_W a_{i,t})``; Embedding ``E``: ``sum_t G_{i,t} . delta_E[id_{i,t}]``.
+    """
+    owners, cap = _captured_pass(model, deltas, batch)
     out = {}
-    for wname, mname in owners.items():
+    for wname, mod in owners.items():
+        mname = wname[: -len(".weight")]
         a, g, d = cap.inputs[mname], cap.grads[mname], deltas[wname]
-        if isinstance(modules[mname], nn.Embedding):
-            contrib = (g * d[a]).sum(-1)                       # (B, T) or (B,)
-        else:
-            contrib = (g * (a @ d.T)).sum(-1)
+        contrib = (g * d[a]).sum(-1) if isinstance(mod, nn.Embedding) else (g * (a @ d.T)).sum(-1)
         out[wname] = contrib.reshape(contrib.shape[0], -1).sum(1)  # sum over tokens
     return out
 
@@ -130,23 +133,15 @@ def per_example_directional(model: nn.Module, deltas: dict[str, torch.Tensor], b
 def per_example_diag(model: nn.Module, deltas: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
     """``sum_j (g_ij delta_j)^2`` per example and weight tensor, from per-example gradients built one example
     at a time out of the captured activations (Linear: ``sum_t G_t a_t^T``; Embedding: scattered rows)."""
-    owners = {f"{m}.weight": m for m, mod in model.named_modules()
-              if isinstance(mod, (nn.Linear, nn.Embedding)) and f"{m}.weight" in deltas}
-    modules = dict(model.named_modules())
-    cap = _Capture({m: modules[m] for m in owners.values()})
-    try:
-        model.zero_grad()
-        _loss(model, batch, reduction="sum").backward()
-    finally:
-        cap.close()
-    model.zero_grad()
+    owners, cap = _captured_pass(model, deltas, batch)
     out = {}
-    for wname, mname in owners.items():
+    for wname, mod in owners.items():
+        mname = wname[: -len(".weight")]
         a, g, d = cap.inputs[mname], cap.grads[mname], deltas[wname]
         values = []
         for i in range(g.shape[0]):
             gi = g[i].reshape(-1, g.shape[-1])
-            if isinstance(modules[mname], nn.Embedding):
+            if isinstance(mod, nn.Embedding):
                 grad_w = torch.zeros_like(d).index_add_(0, a[i].reshape(-1), gi)
             else:
                 grad_w = gi.T @ a[i].reshape(-1, a.shape[-1])
