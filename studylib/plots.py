@@ -229,3 +229,33 @@ def contribution_by_depth(layers, values: dict[str, str]):
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def twin_axis_layers(layerwise, estimator_label: str):
+    """IIW chapter (the paper's Fig. 1): IIW by group, pre-trained on the left axis and random on the right
+    (their scales differ by orders of magnitude), one panel per (model, task)."""
+    keys = list(layerwise.groupby(["model", "task"]).groups)
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), squeeze=False)
+    for ax, (model, task) in zip(axes.flat, keys):
+        d = layerwise[(layerwise.model == model) & (layerwise.task == task)]
+        order = ["embedding"] + sorted((g for g in d.group.unique() if g.startswith("layer_")),
+                                       key=lambda g: int(g.split("_")[1])) + ["fc"]
+        labels = [g.replace("layer_", "") for g in order]
+        pre = d[d.init == "pre-trained"].set_index("group").iiw.reindex(order)
+        rnd = d[d.init == "random"].set_index("group").iiw.reindex(order)
+        ax.plot(labels, pre.to_numpy(), "o-", color="tab:orange", label="pre-trained (left axis)")
+        ax.set_ylabel("pre-trained", color="tab:orange", fontsize=8)
+        right = ax.twinx()
+        right.plot(labels, rnd.to_numpy(), "s--", color="tab:green", label="random (right axis)")
+        right.set_ylabel("random", color="tab:green", fontsize=8)
+        right.grid(False)
+        ax.set_title(f"{model}, {task}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(f"IIW by group ({estimator_label}); orange: pre-trained (left axis), green: random (right axis)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig

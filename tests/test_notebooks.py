@@ -114,3 +114,11 @@ def test_layer_utilization_glued_values(book_root):
     for key in ("util_tau_last_mnist", "util_tau_first_fashion_mnist"):
         assert -1 <= g[key] <= 1
     assert 0 <= g["util_reinit_loss_helps"] <= 1 and g["util_claims_total"] == 8
+
+
+@pytest.mark.slow
+def test_iiw_pretrained_vs_random_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "01_iiw_pretrained_vs_random.ipynb")
+    quick = NOTEBOOKS["01_iiw_pretrained_vs_random"].profiles["quick"]
+    assert g["iiw1_runs"] == 2 * len(quick["MODELS"]) * len(quick["TASKS"])
+    assert g["iiw1_claims_total"] == 5 * len(quick["ESTIMATORS"]) and 0 <= g["iiw1_claims_held"] <= g["iiw1_claims_total"]
