@@ -41,7 +41,6 @@ def main():
 
     torch.manual_seed(0)
     model = BertModel(BertConfig()).eval()
-    quiet = contextlib.redirect_stdout(io.StringIO())
     matched = dict(min_value=1e-5)  # WeightWatcher drops eigenvalues <= 1e-5 before fitting
 
     def ww_analyze(**kw):

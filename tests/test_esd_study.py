@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from studylib import esd_study, models
 
