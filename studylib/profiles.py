@@ -111,7 +111,7 @@ NOTEBOOKS: dict[str, Notebook] = {
                         WORKERS=1),
          "standard": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
                            TASKS=["rotten_tomatoes", "topic_pairs", "dialogue_pairs"], N_TRAIN=320, N_TEST=300,
-                           N_IIW=64, MAX_LEN=40, EPOCHS=5, LR=4e-5, ESTIMATORS=["pib", "fisher"], WORKERS=1),
+                           N_IIW=64, MAX_LEN=40, EPOCHS=5, LR=1e-4, ESTIMATORS=["pib", "fisher"], WORKERS=1),
          "paper": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
                         TASKS=["rotten_tomatoes", "topic_pairs", "dialogue_pairs", "election_tweets", "reuters_r8"],
                         N_TRAIN=None, N_TEST=2000, N_IIW=512, MAX_LEN=128, EPOCHS=5, LR=4e-5,
