@@ -81,3 +81,94 @@ def claims_table(runs: pd.DataFrame, layerwise: pd.DataFrame, estimator: str) ->
     out.add("In pre-trained models the embedding IIW exceeds layer 0's", "000 §3.2",
             f"in {emb_l0} of {len(pre)} pre-trained runs", emb_l0 == len(pre), emb_l0 > len(pre) / 2)
     return out.frame()
+
+
+#: seed 000, Table 2: IIW and test accuracy of full fine-tuning (FT) and linear probing then fine-tuning (LP-FT).
+PAPER_TABLE2 = pd.DataFrame([
+    (t, m, method, iiw_v, acc)
+    for t, rows in {
+        "RTE": [(2.54e-3, 7.78e-3, .6751, .6931), (5.37e-4, 4.50e-4, .7581, .8051), (2.03e-3, 4.68e-3, .787, .7942)],
+        "MRPC": [(1.50e-4, 3.55e-4, .8162, .8456), (1.53e-4, 2.03e-4, .8922, .8848), (5.31e-4, 1.04e-3, .8873, .8971)],
+        "MNLI-m": [(7.10e-9, 6.13e-9, .8358, .8392), (4.00e-9, 5.60e-9, .862, .8691), (4.65e-9, 3.17e-9, .8744, .8799)],
+        "MNLI-mm": [(3.53e-9, 6.16e-9, .8361, .8422), (4.00e-9, 5.60e-9, .8621, .8678), (4.65e-9, 3.17e-9, .8764, .8817)],
+        "QNLI": [(3.43e-9, 1.58e-8, .9107, .909), (1.48e-8, 7.47e-8, .9196, .9191), (3.21e-8, 3.32e-8, .9218, .9275)],
+        "QQP": [(1.49e-9, 1.95e-9, .9094, .9103), (2.11e-9, 6.39e-9, .9107, .9123), (4.61e-9, 5.23e-9, .9204, .9204)],
+        "SST-2": [(9.60e-9, 8.07e-8, .9197, .9151), (6.92e-8, 1.67e-7, .9346, .9438), (7.37e-8, 1.97e-7, .9392, .9495)],
+    }.items()
+    for m, (iiw_ft, iiw_lp, acc_ft, acc_lp) in zip(("BERT", "RoBERTa", "ELECTRA"), rows)
+    for method, iiw_v, acc in (("FT", iiw_ft, acc_ft), ("LP-FT", iiw_lp, acc_lp))
+], columns=["task", "model", "method", "iiw", "test_acc"])
+
+
+def finetune_grid(models_, tasks, settings: dict, workers=None) -> pd.DataFrame:
+    """Pre-trained FT, pre-trained LP-FT and random FT runs for every (model, task), through the grid
+    executor (the FT runs are the same cached runs as the pre-trained vs random chapter's)."""
+    combos = [(True, "ft"), (True, "lpft"), (False, "ft")]
+    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "method": method}
+              for m in models_ for t in tasks for pre, method in combos]
+    runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
+    runs["variant"] = [("pre-trained " if p else "random ") + ("LP-FT" if m == "lpft" else "FT")
+                       for p, m in zip(runs.pretrained, runs.method)]
+    return runs
+
+
+def epoch_frame(runs: pd.DataFrame, estimator: str) -> pd.DataFrame:
+    """One row per (run, epoch): IIW total of ``estimator`` and test accuracy."""
+    rows = []
+    for _, r in runs.iterrows():
+        for rec in r.records:
+            rows.append({"model": r.model, "task": r.task, "variant": r.variant, "epoch": rec["epoch"],
+                         "iiw": rec[f"iiw_{estimator}_total"], "test_acc": rec["test_acc"]})
+    return pd.DataFrame(rows)
+
+
+def two_phase(iiw_by_epoch, drop: float = 0.05) -> bool:
+    """The "memorisation then forgetting" pattern, by a stated rule: over epochs 1..E (epoch 0 excluded, as in
+    the paper) IIW peaks at an epoch before the last, and the last epoch's IIW is at least ``drop`` (5%)
+    below that peak."""
+    values = list(iiw_by_epoch)
+    if len(values) < 3:
+        return False
+    peak = max(range(len(values)), key=values.__getitem__)
+    return peak < len(values) - 1 and values[-1] <= (1 - drop) * values[peak]
+
+
+def epoch_taus(epochs: pd.DataFrame, n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Kendall tau between IIW and test accuracy over epochs 1..E of each run, with a bootstrap interval
+    over epochs (the paper reads single pairs; a negative tau is what "lower IIW, better accuracy" predicts)."""
+    import numpy as np
+    from scipy import stats
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (model, task, variant), d in epochs[epochs.epoch > 0].groupby(["model", "task", "variant"]):
+        x, y = d.iiw.to_numpy(), d.test_acc.to_numpy()
+        tau = stats.kendalltau(x, y)[0]
+        boots = [stats.kendalltau(x[i], y[i])[0] for i in (rng.integers(len(x), size=len(x)) for _ in range(n_boot))]
+        lo, hi = np.nanquantile(boots, [0.025, 0.975]) if np.isfinite(boots).any() else (np.nan, np.nan)
+        rows.append({"model": model, "task": task, "variant": variant, "kendall_tau": tau, "tau_lo": lo, "tau_hi": hi,
+                     "two_phase": two_phase(d.sort_values("epoch").iiw)})
+    return pd.DataFrame(rows)
+
+
+def claims_table_finetuning(runs: pd.DataFrame, taus: pd.DataFrame, estimator: str) -> pd.DataFrame:
+    """Seed 000's claims about IIW during fine-tuning and FT vs LP-FT."""
+    import numpy as np
+    out = ClaimsTable()
+    rnd = taus[taus.variant == "random FT"]
+    pre = taus[taus.variant == "pre-trained FT"]
+    out.add("Randomly initialised models show no memorisation-then-forgetting phases", "000 §3.3, Fig. 2",
+            f"two-phase rule met in {int(rnd.two_phase.sum())} of {len(rnd)} random runs "
+            f"(and {int(pre.two_phase.sum())} of {len(pre)} pre-trained runs)", not rnd.two_phase.any(),
+            rnd.two_phase.mean() < 0.5)
+    neg = taus.kendall_tau.dropna()
+    out.add("Lower IIW does not always go with better accuracy across epochs", "000 §3.3",
+            f"Kendall tau (IIW, accuracy) over epochs < 0 in {int((neg < 0).sum())} of {len(neg)} runs; "
+            f"median {np.median(neg) if len(neg) else np.nan:+.2f}", bool((neg >= 0).any()), None)
+    total = f"final_iiw_{estimator}_total"
+    pairs = runs[runs.pretrained].pivot_table(index=["model", "task"], columns="method", values=[total, "final_test_acc"])
+    lower_iiw_better = ((pairs[(total, "lpft")] < pairs[(total, "ft")])
+                        == (pairs[("final_test_acc", "lpft")] > pairs[("final_test_acc", "ft")]))
+    out.add("Between FT and LP-FT, the lower-IIW model is not always the more accurate", "000 §3.3, Table 2",
+            f"the lower-IIW method is the more accurate in {int(lower_iiw_better.sum())} of {len(pairs)} (model, task) pairs",
+            bool((~lower_iiw_better).any()), None)
+    return out.frame()

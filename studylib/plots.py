@@ -259,3 +259,32 @@ def twin_axis_layers(layerwise, estimator_label: str):
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def iiw_epochs(epochs, variants):
+    """IIW fine-tuning chapter (the paper's Fig. 2): IIW (left axis, log scale) and test accuracy (right
+    axis) per epoch, one panel per task, one colour per variant (IIW from epoch 1: it is 0 at theta0 by
+    definition); the lowest-IIW epoch is ringed and the best-accuracy epoch starred."""
+    tasks = list(dict.fromkeys(epochs.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
+    colours = dict(zip(variants, ("tab:orange", "tab:green", "tab:purple", "tab:blue")))
+    for ax, task in zip(axes[0], tasks):
+        right = ax.twinx()
+        for v in variants:
+            d = epochs[(epochs.task == task) & (epochs.variant == v)].sort_values("epoch")
+            if d.empty:
+                continue
+            c = colours[v]
+            trained = d[d.epoch > 0]
+            ax.plot(trained.epoch, trained.iiw, "o-", color=c, label=f"{v} IIW")
+            right.plot(d.epoch, d.test_acc, "s--", color=c, alpha=0.6, label=f"{v} accuracy")
+            lo = trained.loc[trained.iiw.idxmin()]
+            best = trained.loc[trained.test_acc.idxmax()]
+            ax.plot(lo.epoch, lo.iiw, "o", ms=12, mfc="none", mec=c, mew=2)
+            right.plot(best.epoch, best.test_acc, "*", ms=13, color=c)
+        ax.set(title=task, xlabel="epoch", ylabel="IIW (solid)", yscale="log")
+        right.set_ylabel("test accuracy (dashed)")
+        right.grid(False)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

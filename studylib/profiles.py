@@ -117,3 +117,11 @@ NOTEBOOKS: dict[str, Notebook] = {
                         N_TRAIN=None, N_TEST=2000, N_IIW=512, MAX_LEN=128, EPOCHS=5, LR=4e-5,
                         ESTIMATORS=["pib", "fisher"], WORKERS=1)}),
 }
+
+# The fine-tuning chapter shares the pre-trained vs random chapter's settings (so its FT runs are the same
+# cached runs) and fine-tunes the first encoder only.
+_IIW1 = NOTEBOOKS["01_iiw_pretrained_vs_random"]
+NOTEBOOKS["02_iiw_finetuning"] = Notebook(
+    "IIW across fine-tuning epochs, and FT vs LP-FT", dict(_IIW1.params),
+    {name: {**values, "MODELS": values["MODELS"][:1], **({"EPOCHS": 3} if name == "quick" else {})}
+     for name, values in _IIW1.profiles.items()})

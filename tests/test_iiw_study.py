@@ -29,3 +29,10 @@ def test_paper_table1_is_complete():
     pre = t[t.init == "pre-trained"].set_index(["task", "model"]).test_acc
     rnd = t[t.init == "random"].set_index(["task", "model"]).test_acc
     assert (pre > rnd).all()  # the paper's pre-trained models always win on accuracy
+
+
+def test_two_phase_rule():
+    assert iiw_study.two_phase([1, 3, 2.5])            # peak at epoch 2, last 17% below it
+    assert not iiw_study.two_phase([1, 2, 3])          # still rising
+    assert not iiw_study.two_phase([1, 3, 2.9])        # less than 5% below the peak
+    assert not iiw_study.two_phase([3, 1])             # too few epochs to tell

@@ -122,3 +122,12 @@ def test_iiw_pretrained_vs_random_glued_values(book_root):
     quick = NOTEBOOKS["01_iiw_pretrained_vs_random"].profiles["quick"]
     assert g["iiw1_runs"] == 2 * len(quick["MODELS"]) * len(quick["TASKS"])
     assert g["iiw1_claims_total"] == 5 * len(quick["ESTIMATORS"]) and 0 <= g["iiw1_claims_held"] <= g["iiw1_claims_total"]
+
+
+@pytest.mark.slow
+def test_iiw_finetuning_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "02_iiw_finetuning.ipynb")
+    quick = NOTEBOOKS["02_iiw_finetuning"].profiles["quick"]
+    assert g["iiw2_runs"] == 3 * len(quick["MODELS"]) * len(quick["TASKS"])
+    assert 0 <= g["iiw2_two_phase"] <= g["iiw2_tau_runs"] == g["iiw2_runs"]
+    assert g["iiw2_claims_total"] == 3 * len(quick["ESTIMATORS"])
