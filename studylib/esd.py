@@ -197,15 +197,15 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
     BERT-base, see the tests and ``benchmarks/esd_vs_weightwatcher.py``); float64 for exact comparisons.
 
     ``mp_fit``: add the Marchenko-Pastur bulk edge for the matrix's entry variance (``mp_bulk_max``) and the
-    number of eigenvalues beyond it by more than ``SPIKE_MARGIN`` Tracy-Widom scales (``num_spikes``). ``randomize``: add the ESD of the matrix with its entries
-    shuffled by a generator seeded with ``seed`` (``rand_lambda_max``, ``rand_num_spikes``) and its
-    distance to the real ESD (``rand_distance``). ``alpha_ci``: if positive, that many bootstrap resamples
+    number of eigenvalues beyond it by more than ``SPIKE_MARGIN`` Tracy-Widom scales (``num_spikes``).
+    ``randomize``: add the ESD of the matrix with its entries shuffled by a generator seeded with ``seed``
+    (``rand_lambda_max``, ``rand_num_spikes``) and its distance to the real ESD (``rand_distance``). ``alpha_ci``: if positive, that many bootstrap resamples
     give each fitted layer a 95% interval for alpha (``alpha_lo``, ``alpha_hi``; see :func:`alpha_interval`).
     Extra keyword arguments go to :func:`fit_power_law`.
     """
     layers = layer_matrices(model, conv_method, conv_scale, fft_size)
     esds = eigenvalues(layers, dtype, device)
-    rows = []
+    rows, spike_thresholds = [], []
     for layer, evals in zip(layers, esds):
         rank_tol = layer.N * torch.finfo(dtype).eps  # numerical-rank tolerance, relative to lambda_max
         rows.append({"name": layer.name, "kind": layer.kind, "is_embedding": layer.is_embedding,
@@ -214,8 +214,8 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
         if mp_fit or randomize:
             var = float(layer.matrices.abs().pow(2).mean() - layer.matrices.mean().abs() ** 2)
             edge = marchenko_pastur_edge(layer.N, layer.M, var)
-            spike_above = edge + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var)
-            rows[-1].update(mp_bulk_max=edge, num_spikes=int((evals > spike_above).sum()))
+            spike_thresholds.append(edge + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var))
+            rows[-1].update(mp_bulk_max=edge, num_spikes=int((evals > spike_thresholds[-1]).sum()))
     if alpha_ci > 0:
         for row, evals in zip(rows, esds):
             ok = row["status"] == "ok"
@@ -224,9 +224,7 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
     if randomize:
         gen = torch.Generator().manual_seed(seed)
         shuffled = [shuffle_entries(layer, gen) for layer in layers]
-        for row, layer, real, rand in zip(rows, layers, esds, eigenvalues(shuffled, dtype, device)):
-            var = float(layer.matrices.abs().pow(2).mean() - layer.matrices.mean().abs() ** 2)
-            spike_above = row["mp_bulk_max"] + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var)
+        for row, spike_above, real, rand in zip(rows, spike_thresholds, esds, eigenvalues(shuffled, dtype, device)):
             row["rand_lambda_max"] = float(rand.max(initial=0.0))
             row["rand_num_spikes"] = int((rand > spike_above).sum())
             row["rand_distance"] = esd_distance(real, rand) if real.max(initial=0) > 0 else math.nan

@@ -45,20 +45,22 @@ def series_params(width: int, epochs: int, n_train: int | None, seed: int, devic
             "batch_size": 128, "seed": seed, "n_train": n_train, "n_test": None, "device": device}
 
 
+def _series_run(width: int, epochs: int, n_train: int | None, seed: int, device: str) -> cache.Run:
+    return cache.cached_run("esd_mlp_series", series_params(width, epochs, n_train, seed, device),
+                            train.mlp_run, deps=train.MLP_RUN_DEPS)
+
+
 def train_series_member(width: int, epochs: int, n_train: int | None, seed: int, device: str) -> dict:
     """One cached run of the trained series (a grid task): a 784-w-w-10 ReLU MLP on Fashion-MNIST."""
-    run = cache.cached_run("esd_mlp_series", series_params(width, epochs, n_train, seed, device),
-                           train.mlp_run, deps=train.MLP_RUN_DEPS)
+    run = _series_run(width, epochs, n_train, seed, device)
     return {"width": width, "n_train": n_train, "test_acc": run.metrics["test_acc"],
             "train_acc": run.metrics["train_acc"], "from_cache": run.from_cache, "path": str(run.path)}
 
 
 def load_series_member(width: int, epochs: int, n_train: int | None, seed: int, device: str) -> torch.nn.Module:
     """The trained MLP of :func:`train_series_member`, read back from the run cache."""
-    run = cache.cached_run("esd_mlp_series", series_params(width, epochs, n_train, seed, device),
-                           train.mlp_run, deps=train.MLP_RUN_DEPS)
     model = models.mlp(784, [width, width], 10)
-    model.load_state_dict(run.weights())
+    model.load_state_dict(_series_run(width, epochs, n_train, seed, device).weights())
     return model.eval()
 
 
