@@ -7,6 +7,8 @@ the head in the first epoch, then everything.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -59,6 +61,39 @@ def build_model(name: str, pretrained: bool, num_labels: int, seed: int) -> nn.M
     raise ValueError(f"model must be 'minilm_l6' or 'minilm_l3', got {name!r}")
 
 
+@dataclass
+class Prepared:
+    """A run's data, tokenised and split: dataset, encodings, train indices, and ready batches."""
+    ds: data.Dataset
+    enc_train: dict
+    train_idx: np.ndarray
+    dev_batches: list[dict]
+    test_batches: list[dict]
+    iiw_batches: list[dict]
+
+
+def prepare(p: dict) -> Prepared:
+    """Load, tokenise and split a fine-tuning run's task: the training set 9:1 into train and dev (seeded
+    by ``p["seed"]``), the held-out split as test, and the first ``p["n_iiw"]`` training examples for IIW.
+    Used by :func:`finetune_run` and by the Taylor-error chapter (the same examples IIW was measured on)."""
+    ds = data.load(p["task"], seed=p["seed"], n_train=p["n_train"], n_test=p["n_test"])
+    perm = np.random.default_rng(p["seed"]).permutation(len(ds.y_train))
+    cut = int(round(0.9 * len(perm)))
+    tok = models.tokenizer()
+    enc_train = encode(tok, ds.x_train, p["max_len"])
+    train_idx, dev_idx = perm[:cut], perm[cut:]
+    iiw_idx = train_idx[: p["n_iiw"]]
+    return Prepared(ds, enc_train, train_idx,
+                    dev_batches=batches(select(enc_train, dev_idx), ds.y_train[dev_idx], 64),
+                    test_batches=batches(encode(tok, ds.x_test, p["max_len"]), ds.y_test, 64),
+                    iiw_batches=batches(select(enc_train, iiw_idx), ds.y_train[iiw_idx], 16))
+
+
+def select(enc: dict, idx) -> dict:
+    """The rows ``idx`` of every tensor of an encoding."""
+    return {k: v[idx] for k, v in enc.items()}
+
+
 def finetune_run(p: dict) -> RunResult:
     """A cacheable fine-tuning run with IIW and accuracies at epoch 0 and after each epoch.
 
@@ -67,19 +102,9 @@ def finetune_run(p: dict) -> RunResult:
     Records hold ``iiw_<estimator>_<group>`` for every estimator and group, and ``..._total``.
     """
     dev = config.device(p["device"])
-    ds = data.load(p["task"], seed=p["seed"], n_train=p["n_train"], n_test=p["n_test"])
-    rng = np.random.default_rng(p["seed"])
-    perm = rng.permutation(len(ds.y_train))
-    cut = int(round(0.9 * len(perm)))
-    tok = models.tokenizer()
-    enc_all = encode(tok, ds.x_train, p["max_len"])
-    enc_test = encode(tok, ds.x_test, p["max_len"])
-    train_idx, dev_idx = perm[:cut], perm[cut:]
-    pick = lambda enc, idx: {k: v[idx] for k, v in enc.items()}
-    dev_batches = batches(pick(enc_all, dev_idx), ds.y_train[dev_idx], 64)
-    test_batches = batches(enc_test, ds.y_test, 64)
-    iiw_idx = train_idx[: p["n_iiw"]]
-    iiw_batches = batches(pick(enc_all, iiw_idx), ds.y_train[iiw_idx], 16)
+    prep = prepare(p)
+    ds, enc_all, train_idx = prep.ds, prep.enc_train, prep.train_idx
+    dev_batches, test_batches = prep.dev_batches, prep.test_batches
 
     model = build_model(p["model"], p["pretrained"], ds.num_classes, p["seed"]).to(dev)
     theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
@@ -92,7 +117,7 @@ def finetune_run(p: dict) -> RunResult:
     head = {n for n in theta0 if iiw.group_of(n) == "fc"}
     gen = torch.Generator().manual_seed(p["seed"])
 
-    iiw_on_device = [{k: v.to(dev) for k, v in b.items()} for b in iiw_batches]
+    iiw_on_device = [{k: v.to(dev) for k, v in b.items()} for b in prep.iiw_batches]
 
     def record(epoch):
         rec = {"epoch": epoch, "dev_acc": accuracy(model, dev_batches, dev), "test_acc": accuracy(model, test_batches, dev)}
@@ -107,7 +132,7 @@ def finetune_run(p: dict) -> RunResult:
             q.requires_grad_(not head_only or n in head)
         model.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-        for b in batches(pick(enc_all, order), ds.y_train[order], p["batch_size"]):
+        for b in batches(select(enc_all, order), ds.y_train[order], p["batch_size"]):
             b = {k: v.to(dev) for k, v in b.items()}
             opt.zero_grad()
             loss = nn.functional.cross_entropy(logits(model, b), b["labels"])

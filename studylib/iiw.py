@@ -46,7 +46,8 @@ def weight_groups(model: nn.Module) -> dict[str, list[str]]:
     return groups
 
 
-def _deltas(model, theta0):
+def weight_deltas(model: nn.Module, theta0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``theta - theta0`` of every weight tensor (the tensors IIW is measured on), detached."""
     params = dict(model.named_parameters())
     return {n: (params[n].detach() - theta0[n].to(params[n].device)) for g in weight_groups(model).values() for n in g}
 
@@ -166,7 +167,7 @@ def iiw(model: nn.Module, theta0: dict[str, torch.Tensor], batches: list[dict], 
         raise ValueError("iiw needs at least one batch of examples")
     was_training = model.training
     model.eval()
-    deltas = _deltas(model, theta0)
+    deltas = weight_deltas(model, theta0)
     if estimator == "pib":
         per_tensor = _iiw_pib(model, deltas, batches, n_batches, seed)
     else:

@@ -288,3 +288,62 @@ def iiw_epochs(epochs, variants):
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def gaussian_taylor(curves):
+    """Taylor-error chapter: exact KL (solid) and its second-order expansion (dashed) for a Gaussian whose mean,
+    covariance scale or both change (left), and the relative error of the expansion (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (change, d), c in zip(curves.groupby("change", sort=False), ("tab:blue", "tab:orange", "tab:purple")):
+        left.plot(d["size"], d.kl_exact, "-", color=c, label=f"{change}: exact")
+        left.plot(d["size"], d.kl_quadratic, "--", color=c, label=f"{change}: quadratic")
+        right.plot(d["size"], d.rel_error.abs().clip(lower=1e-17), "o-", ms=3, color=c, label=change)
+    left.set(xscale="log", yscale="log", xlabel="size of the change (Mahalanobis shift r, or scale change s)",
+             ylabel="KL (nats)")
+    right.set(xscale="log", yscale="log", xlabel="size of the change", ylabel="|quadratic / exact - 1|")
+    right.axhline(0.1, color="grey", lw=0.8, ls=":")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def taylor_paths(results):
+    """Taylor-error chapter: along theta_Z - t delta, the exact predictive KL and the two quadratic forms (top),
+    and the relative error of the model-Fisher term (bottom), one column per task."""
+    fig, axes = plt.subplots(2, len(results), figsize=(4.4 * len(results), 6), squeeze=False, sharex=True)
+    for (top, bottom), r in zip(axes.T, results):
+        p = r["path"]
+        top.plot(p.t, p.kl_exact, "o-", ms=3, color="black", label="exact KL")
+        top.plot(p.t, p.kl_model_fisher, "--", color="tab:blue", label=r"$\frac{t^2}{2}\delta^\top F\delta$ (model Fisher)")
+        top.plot(p.t, p.kl_empirical_fisher, ":", color="tab:red", label="same, empirical Fisher (IIW)")
+        top.set(xscale="log", yscale="log", title=f"{r['model']}, {r['task']}", ylabel="mean KL (nats)")
+        bottom.plot(p.t, p.rel_error, "o-", ms=3, color="tab:blue", label="model Fisher")
+        bottom.plot(p.t, p.rel_error_empirical, "s:", ms=3, color="tab:red", label="empirical Fisher")
+        bottom.axhspan(-0.1, 0.1, color="grey", alpha=0.15, lw=0)
+        bottom.axhline(0, color="grey", lw=0.8)
+        bottom.set(xscale="log", xlabel="t  (t = 1 is theta_0)", ylabel="quadratic / exact - 1")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def delta_histograms(results):
+    """Taylor-error chapter (the paper's Fig. 3): histogram of log10 |theta_Z - theta_0| over the parameters that
+    moved, with their Q2 and Q3 (solid, dashed) and the paper's 1e-4 and 1e-3 marks (dotted), one panel per task."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        h = r["histogram"]
+        ax.stairs(h["counts"], 10.0 ** h["edges"], fill=True, color="tab:blue", alpha=0.6)
+        ax.axvline(r["moved_q50"], color="black", lw=1.2, label=f"Q2 = {r['moved_q50']:.1e}")
+        ax.axvline(r["moved_q75"], color="black", lw=1.2, ls="--", label=f"Q3 = {r['moved_q75']:.1e}")
+        for mark in (1e-4, 1e-3):
+            ax.axvline(mark, color="tab:red", lw=0.8, ls=":")
+        filled = np.flatnonzero(h["counts"])
+        ax.set_xlim(10.0 ** min(h["edges"][filled[0]] - 0.5, -4.5), 10.0 ** max(h["edges"][filled[-1] + 1] + 0.5, -2.5))
+        ax.set(xscale="log", xlabel=r"$|\theta_Z - \theta_0|$", ylabel="parameters",
+               title=f"{r['task']} ({r['unchanged']:.0%} unchanged)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -125,3 +125,13 @@ NOTEBOOKS["02_iiw_finetuning"] = Notebook(
     "IIW across fine-tuning epochs, and FT vs LP-FT", dict(_IIW1.params),
     {name: {**values, "MODELS": values["MODELS"][:1], **({"EPOCHS": 3} if name == "quick" else {})}
      for name, values in _IIW1.profiles.items()})
+
+# The Taylor-error chapter measures the pre-trained FT runs of the first chapter (the same cache entries) for
+# the first encoder, and walks each back towards theta0 at T_POINTS positions.
+NOTEBOOKS["03_iiw_taylor_error"] = Notebook(
+    "The Taylor error behind the IIW estimator",
+    {**_IIW1.params,
+     "T_POINTS": Param(int, "positions t on the path theta_Z - t * delta, log-spaced from 0.01 to 1", low=2, high=200),
+     "GAUSS_DIM": Param(int, "dimension of the Gaussian example", low=1, high=2000)},
+    {name: {**values, "MODELS": values["MODELS"][:1], "T_POINTS": 8 if name == "quick" else 15, "GAUSS_DIM": 10}
+     for name, values in _IIW1.profiles.items()})

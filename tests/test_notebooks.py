@@ -131,3 +131,13 @@ def test_iiw_finetuning_glued_values(book_root):
     assert g["iiw2_runs"] == 3 * len(quick["MODELS"]) * len(quick["TASKS"])
     assert 0 <= g["iiw2_two_phase"] <= g["iiw2_tau_runs"] == g["iiw2_runs"]
     assert g["iiw2_claims_total"] == 3 * len(quick["ESTIMATORS"])
+
+
+@pytest.mark.slow
+def test_iiw_taylor_error_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "03_iiw_taylor_error.ipynb")
+    assert float(g["iiw3_gauss_shift_max"]) < 1e-9   # a Gaussian mean shift has no Taylor error ...
+    assert g["iiw3_gauss_scale_1"] != "0%"            # ... a covariance change does
+    assert g["iiw3_err_small_max"] < 0.01             # the second-order term is the small-t limit
+    assert g["iiw3_iiw_check"] < 1e-6                 # t = 1 with the empirical Fisher is chapter 1's IIW / 2n
+    assert g["iiw3_claims_total"] == 6 and 0 <= g["iiw3_claims_held"] <= 6
