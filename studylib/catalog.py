@@ -27,6 +27,12 @@ STAND_INS = [
      "ESD, IIW", "a second pre-trained depth for size comparisons"),
     ("VGG / ResNet / DenseNet ImageNet series", "EfficientNet-Lite0/1/2 (ImageNet)", "models.efficientnet_lite",
      "ESD", "the only pre-trained size series with published accuracies available offline"),
+    ("SVHN (street-view digits)", "cluttered MNIST: digits over clutter cut from other digits",
+     "digit_domains.load_domain('cluttered_mnist')", "model information", "no SVHN offline; clutter makes digits harder to read"),
+    ("Office-31 / Office-Home domains", "MNIST, UCI digits upscaled to 28 x 28, cluttered MNIST",
+     "digit_domains.load_domain", "model information", "three digit domains with the same ten classes"),
+    ("Tiny-ImageNet subsets of 50-200 classes", "Fashion-MNIST restricted to its first 2-10 classes",
+     "mdl_study.task_split(classes=...)", "model information", "tasks of growing size from one real data set"),
     ("5-layer MLPs, CNNs, ResNets trained in the papers", "the same architectures, trained here", "models.mlp / small_cnn / small_resnet",
      "layer utilization, model information, ESD", "trained from scratch: nothing to substitute"),
 ]

@@ -163,7 +163,8 @@ def fit(model: nn.Module, x, y, spec: TrainSpec, seed: int, device=None, soft_ta
     return model.eval()
 
 
-def _fresh(model_factory, init_state, seed):
+def fresh(model_factory, init_state, seed: int) -> nn.Module:
+    """A new model from ``model_factory`` seeded by ``seed``, loaded with ``init_state`` when given."""
     torch.manual_seed(seed)
     model = model_factory()
     if init_state is not None:
@@ -191,7 +192,7 @@ def prequential_codelength(model_factory: Callable[[], nn.Module], x, y, num_cla
         raise ValueError(f"labels must lie in 0..{num_classes - 1}")
     ends = block_ends(len(y), blocks)
     dev = config.device(device)
-    model = _fresh(model_factory, init_state, seed).to(dev)
+    model = fresh(model_factory, init_state, seed).to(dev)
     first = (ends[0] * math.log2(num_classes) if first_block == "uniform"
              else bits(predict(model, x[:ends[0]], dev), y[:ends[0]]))
     costs = [first]
@@ -199,7 +200,7 @@ def prequential_codelength(model_factory: Callable[[], nn.Module], x, y, num_cla
     for i in progress(range(1, len(ends)), total=len(ends) - 1, desc=desc):
         seen, upto = slice(0, ends[i - 1]), slice(ends[i - 1], ends[i])
         if not warm_start:
-            model = _fresh(model_factory, init_state, seed + i).to(dev)
+            model = fresh(model_factory, init_state, seed + i).to(dev)
         soft = None
         if distill is not None:
             if teacher is None or not warm_start:
@@ -224,9 +225,9 @@ def model_information(model_factory: Callable[[], nn.Module], x_train, y_train, 
     information ``info_bits``, ``k``, ``uniform_bits`` and the ``final_state``."""
     if len(y_code) < 2:
         raise ValueError(f"model information needs at least 2 coding examples, got {len(y_code)}")
-    init = init_state or {k: v.clone() for k, v in _fresh(model_factory, None, seed).state_dict().items()}
+    init = init_state or {k: v.clone() for k, v in fresh(model_factory, None, seed).state_dict().items()}
     if final_state is None:
-        trained = fit(_fresh(model_factory, init, seed), x_train, y_train, spec, seed, device)
+        trained = fit(fresh(model_factory, init, seed), x_train, y_train, spec, seed, device)
         final_state = {k: v.detach().cpu().clone() for k, v in trained.state_dict().items()}
     common = dict(num_classes=num_classes, blocks=blocks, warm_start=warm_start, first_block="model", spec=spec,
                   seed=seed, device=device)

@@ -347,3 +347,44 @@ def delta_histograms(results):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def lines_by(frame, x: str, values: dict[str, str], hue: str, logx: bool = False):
+    """Model-information chapter: one panel per column of ``values`` (column -> axis label), one line per ``hue``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.3 * len(values), 3.2), squeeze=False)
+    for ax, (col, label) in zip(axes[0], values.items()):
+        for key, d in frame.groupby(hue, sort=False):
+            d = d.sort_values(x)
+            ax.plot(d[x], d[col], "o-", label=str(key))
+        ax.set(xlabel=x, ylabel=label, xscale="log" if logx else "linear")
+    axes[0][0].legend(fontsize=7, title=hue, title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def pair_heatmaps(pairs, values: dict[str, str]):
+    """Model-information chapter (the paper's Fig. 5): a source x target heat map per column of ``values``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.3), squeeze=False)
+    for ax, (col, title) in zip(axes[0], values.items()):
+        table = pairs.pivot(index="source", columns="target", values=col)
+        im = ax.imshow(table.to_numpy(), cmap="viridis")
+        ax.set_xticks(range(len(table.columns)), [c.replace("_", "\n") for c in table.columns], fontsize=7)
+        ax.set_yticks(range(len(table.index)), [c.replace("_", "\n") for c in table.index], fontsize=7)
+        for (i, j), v in np.ndenumerate(table.to_numpy()):
+            ax.text(j, i, f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}", ha="center", va="center", color="w", fontsize=8)
+        ax.set(title=title, xlabel="target", ylabel="source")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.tight_layout()
+    return fig
+
+
+def component_bars(frame, label: str, values: dict[str, str]):
+    """Model-information chapter (the paper's Fig. 7): bars of each column of ``values`` per ``label``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.6 * len(values), 3.2), squeeze=False)
+    for ax, (col, title) in zip(axes[0], values.items()):
+        ax.bar(range(len(frame)), frame[col], color="tab:blue")
+        ax.set_xticks(range(len(frame)), frame[label], rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel=title)
+    fig.tight_layout()
+    return fig

@@ -141,3 +141,12 @@ def test_iiw_taylor_error_glued_values(book_root):
     assert g["iiw3_err_small_max"] < 0.01             # the second-order term is the small-t limit
     assert g["iiw3_iiw_check"] < 1e-6                 # t = 1 with the empirical Fisher is chapter 1's IIW / 2n
     assert g["iiw3_claims_total"] == 6 and 0 <= g["iiw3_claims_held"] <= 6
+
+
+@pytest.mark.slow
+def test_model_information_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "06_model_information.ipynb")
+    quick = NOTEBOOKS["06_model_information"].profiles["quick"]
+    assert g["mi_tasks_max"] in quick["TASKS"] and g["mi_tasks_min"] in quick["TASKS"]
+    assert g["mi_dom_best_S"] > 0
+    assert g["mi_claims_total"] == 14 and 0 <= g["mi_claims_held"] <= 14

@@ -1,0 +1,38 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from studylib import mdl_study, models
+
+
+def test_similarities_follow_equations_4_and_5():
+    L = {("a", "a"): 100.0, ("b", "b"): 60.0, ("a", "b"): 30.0, ("b", "a"): 45.0}
+    pairs = pd.DataFrame([{"source": s, "target": t, "L": v} for (s, t), v in L.items()])
+    out = mdl_study.similarities(pairs).set_index(["source", "target"])
+    assert out.S[("a", "b")] == pytest.approx(30 / (100 + 60 - 30))
+    assert out.S_uni[("a", "b")] == pytest.approx(30 / 60) and out.S_uni[("b", "a")] == pytest.approx(45 / 100)
+    assert out.S[("a", "a")] == pytest.approx(1.0)  # a domain is fully similar to itself
+
+
+def test_resnet_components_cover_every_parameter_once_by_block():
+    model = models.small_resnet(1, 10, widths=(4, 8, 16))
+    comps = mdl_study.resnet_components(model)
+    blocks = [n for names in comps["block"].values() for n in names]
+    assert sorted(blocks) == sorted(n for n, _ in model.named_parameters())
+    assert list(comps["block"]) == ["stem", "block0", "block1", "block2", "fc"]
+    assert len(comps["kind"]["conv1x1 (shortcut)"]) == 2  # the two stride-2 stages have a projection shortcut
+    kinds = [n for names in comps["kind"].values() for n in names]
+    assert len(kinds) == len(set(kinds))
+
+
+def test_task_split_sizes_classes_and_noise():
+    (train, code, test), K = mdl_study.task_split("fashion_mnist", 50, 30, 20, seed=0, classes=3)
+    assert K == 3 and [len(p[1]) for p in (train, code, test)] == [50, 30, 20]
+    assert all(p[1].max() < 3 for p in (train, code, test))
+    (noisy, _, _), _ = mdl_study.task_split("mnist", 200, 10, 10, seed=0, noise="massart", level=0.5)
+    (clean, _, _), _ = mdl_study.task_split("mnist", 200, 10, 10, seed=0)
+    assert np.array_equal(noisy[0], clean[0]) and 0.3 < (noisy[1] != clean[1]).mean() < 0.6
+    with pytest.raises(ValueError, match="examples in a split"):
+        mdl_study.task_split("uci_digits", 1500, 100, 10, seed=0)
+    with pytest.raises(ValueError, match="task must be one of"):
+        mdl_study.task_split("svhn", 10, 10, 10, seed=0)
