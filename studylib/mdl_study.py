@@ -74,14 +74,16 @@ def info_run(p: dict) -> RunResult:
                           "n_params": models.num_parameters(model)})
 
 
-def info_table(cells: list[dict], settings: dict) -> pd.DataFrame:
-    """One cached :func:`info_run` per cell (cells override ``settings``), as a table."""
+def info_table(cells: list[dict], settings: dict, workers: int | None = None) -> pd.DataFrame:
+    """One cached :func:`info_run` per cell (cells override ``settings``), as a table, on ``workers`` processes."""
     from .executor import run_grid
-    return pd.DataFrame(run_grid(_info_task, [{**settings, **c} for c in cells], desc="model information"))
+    return pd.DataFrame(run_grid(_info_task, [{**settings, **c} for c in cells], workers=workers,
+                                 desc="model information"))
 
 
 def _info_task(**p):
-    run = cache.cached_run("mdl_info", p, info_run, deps=DEPS)
+    key = {k: v for k, v in p.items() if not (k in ("noise", "level") and not p.get("level"))}
+    run = cache.cached_run("mdl_info", key, info_run, deps=DEPS)  # noise at level 0 is the clean task's run
     return {**p, **run.metrics}
 
 
