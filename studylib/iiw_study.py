@@ -1,7 +1,7 @@
 """The fine-tuning grid of the IIW chapters, and the paper's published figures to set beside ours.
 
-Used by the chapter "IIW of pre-trained vs randomly initialised models" (and, for its runs, by the
-fine-tuning chapter).
+Used by the chapters "IIW of pre-trained vs randomly initialised models", "IIW across fine-tuning epochs"
+and "The Taylor error behind the IIW estimator", which share the cached fine-tuning runs.
 """
 from __future__ import annotations
 

@@ -311,10 +311,10 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     alphas = distill[distill.sweep == "alpha"]
     out.add("Larger teachers transfer more information to the student", "003 §7, Fig. 8b, Table 10",
             f"I by teacher width {', '.join(f'{int(w)}: {i:.0f}' for w, i in zip(teachers.teacher_width, teachers.I))} bits",
-            _tau(teachers.teacher_width, teachers.I) > 0)
+            _tau(teachers.teacher_width, teachers.I) == 1, _tau(teachers.teacher_width, teachers.I) > 0)
     out.add("A larger distillation weight alpha transfers more information", "003 §7, Fig. 8c, Table 11",
             f"I by alpha {', '.join(f'{a:g}: {i:.0f}' for a, i in zip(alphas.alpha, alphas.I))} bits",
-            _tau(alphas.alpha, alphas.I) > 0)
+            _tau(alphas.alpha, alphas.I) == 1, _tau(alphas.alpha, alphas.I) > 0)
     spread = distill.student_acc.max() - distill.student_acc.min()
     out.add("Distillation changes the student's accuracy little", "003 §7, Tables 10-11",
             f"student accuracy spread over all settings {spread:.1%}", spread < 0.02, spread < 0.05)

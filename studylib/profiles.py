@@ -166,7 +166,7 @@ NOTEBOOKS["06_model_information"] = Notebook(
                        N_TEST=1000, WIDTH=256, MAX_EPOCHS=30,
                        PATIENCE=4, NOISE_LEVELS=[0.0, 0.05, 0.1, 0.2], DOMAINS=["mnist", "uci_digits", "cluttered_mnist"],
                        N_FEATURES=300, CAP_WIDTHS=[4, 16, 64, 256], CAP_CLASSES=[2, 4, 6, 8, 10], RESNET_WIDTH=8,
-                       TEACHER_WIDTHS=[16, 64, 256], STUDENT_WIDTH=4, ALPHAS=[0.0, 0.1, 0.3, 0.5, 0.9], WORKERS=2),
+                       TEACHER_WIDTHS=[16, 64, 256], STUDENT_WIDTH=8, ALPHAS=[0.0, 0.1, 0.3, 0.5, 0.9], WORKERS=2),
      "paper": _same(TASKS=["mnist", "fashion_mnist", "mnist1d", "cluttered_mnist"], N_TRAIN=2500, K_CODE=1500,
                     N_TEST=1000, WIDTH=512, MAX_EPOCHS=100, PATIENCE=10, NOISE_LEVELS=[0.0, 0.05, 0.1, 0.2],
                     DOMAINS=["mnist", "uci_digits", "cluttered_mnist"], N_FEATURES=1000, CAP_WIDTHS=[4, 16, 64, 256, 1024],
