@@ -72,10 +72,10 @@ def upscale(x: np.ndarray, size: int = 28) -> np.ndarray:
 
 
 def cluttered(x: np.ndarray, seed: int = 0, pieces: int = 4, size: int = 9, strength: float = 0.6) -> np.ndarray:
-    """Each image over clutter: ``pieces`` random ``size x size`` patches cut from other images of ``x`` at random
+    """Each (square) image over clutter: ``pieces`` random ``size x size`` patches cut from other images of ``x`` at random
     places, scaled by ``strength``; the digit is laid on top (pixel-wise maximum)."""
     rng = np.random.default_rng(seed)
-    n, h, w = len(x), x.shape[-2], x.shape[-1]
+    n, h = len(x), x.shape[-2]
     clutter = np.zeros_like(x)
     for i in range(n):
         for _ in range(pieces):
