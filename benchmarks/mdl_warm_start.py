@@ -1,6 +1,6 @@
 """Prequential coding: warm start (each block continues from the previous block's model) against from scratch.
 
-Same process, same data (MNIST-1D, the first N training signals), same MLP and training settings. Prints both
+Same process, same data (MNIST-1D, a seeded random sample of N training signals), same MLP and training settings. Prints both
 times, their ratio, both codelengths, and the difference in bits and percent.
 
     .venv/bin/python benchmarks/mdl_warm_start.py [--examples 3000] [--width 128]

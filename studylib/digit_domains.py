@@ -31,9 +31,11 @@ def _chosen(n: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
 def missing_pixels(x: np.ndarray, ratio: float, seed: int = 0, size: int = 7) -> np.ndarray:
     """A copy of images ``(N, C, H, W)`` with a random ``size x size`` square zeroed in a ``ratio`` of them."""
     _check_ratio(ratio)
+    h, w = x.shape[-2:]
+    if not 1 <= size <= min(h, w):
+        raise ValueError(f"size must be an int in [1, {min(h, w)}] for {h} x {w} images, got {size}")
     rng = np.random.default_rng(seed)
     out = x.copy()
-    h, w = x.shape[-2:]
     for i in _chosen(len(x), ratio, rng):
         r, c = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
         out[i, ..., r:r + size, c:c + size] = 0

@@ -227,13 +227,15 @@ def claims_table_taylor(summary: pd.DataFrame, gauss: pd.DataFrame, paths: list[
     import numpy as np
     out = ClaimsTable()
     n = len(summary)
-    q2 = summary["moved Q2"]
+    q2, q2_all = summary["moved Q2"], summary["Q2 (all)"]
     out.add("The median |theta_Z - theta_0| exceeds 1e-4 on every task", "000 §4, Fig. 3",
-            f"Q2 of the parameters that moved above 1e-4 in {int((q2 > 1e-4).sum())} of {n} tasks "
-            f"(range {q2.min():.1e} to {q2.max():.1e}; {summary.unchanged.mean():.0%} of parameters never moved)",
-            bool((q2 > 1e-4).all()), bool((q2 > 1e-4).mean() > 0.5))
+            f"Q2 over all parameters above 1e-4 in {int((q2_all > 1e-4).sum())} of {n} tasks "
+            f"({summary.unchanged.mean():.0%} of parameters never moved); Q2 of the parameters that moved above 1e-4 "
+            f"in {int((q2 > 1e-4).sum())} of {n} (range {q2.min():.1e} to {q2.max():.1e})",
+            bool((q2_all > 1e-4).all()), bool((q2 > 1e-4).all()))
     out.add("On some tasks the median |theta_Z - theta_0| exceeds 1e-3", "000 §4, Fig. 3",
-            f"in {int((q2 > 1e-3).sum())} of {n} tasks", bool((q2 > 1e-3).any()))
+            f"over all parameters in {int((q2_all > 1e-3).sum())} of {n} tasks; over those that moved in "
+            f"{int((q2 > 1e-3).sum())} of {n}", bool((q2_all > 1e-3).any()), bool((q2 > 1e-3).any()))
     shift = gauss[gauss.change == "mean shift"]
     scale = gauss[gauss.change == "covariance scale"]
     out.add("In the Gaussian model of the proof, the expansion degrades as the mean moves further", "000 Prop. 1, App. A",
@@ -251,6 +253,6 @@ def claims_table_taylor(summary: pd.DataFrame, gauss: pd.DataFrame, paths: list[
             all(grows), sum(grows) > n / 2)
     end = summary["rel. error, t=1"].abs()
     out.add("The IIW approximation has significant errors at the |delta| fine-tuning produces", "000 §4",
-            f"|relative error| of the second-order term at theta_0 (t = 1) above 10% in {int((end > 0.1).sum())} "
+            f"|relative error| of the second-order term with the weight tensors at theta_0 (t = 1) above 10% in {int((end > 0.1).sum())} "
             f"of {n} tasks (median {np.median(end):.0%})", bool((end > 0.1).all()), bool((end > 0.1).mean() > 0.5))
     return out.frame()

@@ -127,6 +127,8 @@ def fit(model: nn.Module, x, y, spec: TrainSpec, seed: int, device=None, soft_ta
         distill: Distillation | None = None) -> nn.Module:
     """Train ``model`` in place on ``(x, y)`` with early stopping on a seeded held-out part; ``soft_targets``
     (teacher logits for every example) switch on the distillation loss."""
+    if (soft_targets is None) != (distill is None):
+        raise ValueError("soft_targets and distill go together: pass both (distillation) or neither")
     dev = config.device(device)
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     gen = torch.Generator().manual_seed(seed)

@@ -1,7 +1,8 @@
-"""The model-information chapter's experiments as cached runs, and seed 003's published tables.
+"""The model-information chapter's experiments as cached runs.
 
 Used by the chapter "Model information". Every run trains small networks on the offline digit and clothing
 data (:mod:`studylib.digit_domains` for noise and domains) and measures information with :mod:`studylib.mdl`.
+The paper's tables and the claims live in :mod:`studylib.mdl_claims`, outside the runs' cache key.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import torch
 from . import cache, config, data, mdl, models
 from . import digit_domains as dd
 from .cache import RunResult
-from .claims import ClaimsTable
 
-TASKS = ("mnist", "fashion_mnist", "uci_digits", "mnist1d", "cluttered_mnist")
+TASKS = ("mnist", "fashion_mnist", "uci_digits", "mnist1d", "cluttered_mnist")  # all ten-class
+NUM_CLASSES = 10
 NOISES = {"missing_pixels": dd.missing_pixels, "missing_objects": dd.missing_objects}
+NOISE_KINDS = (*NOISES, "massart")
 DEPS = ("studylib.mdl", "studylib.mdl_study", "studylib.digit_domains", "studylib.data", "studylib.models")
 
 
@@ -28,6 +30,12 @@ def task_split(task: str, n_train: int, k: int, n_test: int, seed: int, classes:
     noise (``missing_pixels``, ``missing_objects`` or ``massart``) at ``level`` applied to every split."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if noise is not None and noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {NOISE_KINDS} or None, got {noise!r}")
+    if level and noise is None:
+        raise ValueError(f"level={level} needs a noise kind: noise accepts one of {NOISE_KINDS}")
+    if classes is not None and not 2 <= classes <= NUM_CLASSES:
+        raise ValueError(f"classes must be an int in [2, {NUM_CLASSES}] or None, got {classes!r}")
     ds = dd.load_domain(task, seed) if task in dd.DOMAINS else data.load(task, seed=seed)
     K = classes or ds.num_classes
     splits = []
@@ -82,8 +90,10 @@ def info_table(cells: list[dict], settings: dict, workers: int | None = None) ->
 
 
 def _info_task(**p):
-    key = {k: v for k, v in p.items() if not (k in ("noise", "level") and not p.get("level"))}
-    run = cache.cached_run("mdl_info", key, info_run, deps=DEPS)  # noise at level 0 is the clean task's run
+    # Noise at level 0 and all ten classes are the clean, full task's run: one cache entry.
+    key = {k: v for k, v in p.items() if not (k in ("noise", "level") and not p.get("level"))
+           and not (k == "classes" and v == NUM_CLASSES)}
+    run = cache.cached_run("mdl_info", key, info_run, deps=DEPS)
     return {**p, **run.metrics}
 
 
@@ -98,8 +108,12 @@ def _features(x: np.ndarray, device, size: int = 112) -> np.ndarray:
 
 def domain_run(p: dict) -> RunResult:
     """Seed 003 §4 on digit domains: ``L(M_A, B) = L_init(B) - L_{M_A}(B)`` on B's coding set for every pair, and the
-    first- and second-order distances of ImageNet features (``d1``, ``d2``, eqs. 13-14)."""
+    first- and second-order distances of ImageNet features (``d1``, ``d2``, eqs. 13-14) of the first
+    ``n_features`` training and coding images of each domain."""
     dev, spec = config.device(p["device"]), _spec(p)
+    if p["n_features"] > p["n_train"] + p["k"]:
+        raise ValueError(f"n_features={p['n_features']} exceeds the {p['n_train'] + p['k']} training and coding "
+                         "images of a domain; n_features accepts at most n_train + k")
     splits = {d: task_split(d, p["n_train"], p["k"], 10, p["seed"])[0] for d in p["domains"]}
     make = factory(p["arch"], (1, 28, 28), 10, p["width"])
     init = {k: v.clone() for k, v in mdl.fresh(make, None, p["seed"]).state_dict().items()}
@@ -108,7 +122,8 @@ def domain_run(p: dict) -> RunResult:
     code = lambda state, d: mdl.prequential_codelength(make, *splits[d][1], 10, init_state=state, first_block="model",
                                                        spec=spec, seed=p["seed"], device=dev, desc=f"code {d}").total_bits
     from_init = {d: code(init, d) for d in p["domains"]}
-    feats = {d: _features(splits[d][1][0][:p["n_features"]], dev) for d in p["domains"]}
+    feats = {d: _features(np.concatenate([splits[d][0][0], splits[d][1][0]])[:p["n_features"]], dev)
+             for d in p["domains"]}
     records = []
     for a in p["domains"]:
         for b in p["domains"]:
@@ -144,7 +159,8 @@ def resnet_components(model: torch.nn.Module) -> dict[str, dict[str, list[str]]]
 
 def ablation_run(p: dict) -> RunResult:
     """Seed 003 §6: information ablation of a small ResNet. ``I(C) = L_{ablated}(code) - L_{trained}(code)``, the
-    ablated model being the trained one with component C's parameters reset to their initial values."""
+    ablated model being the trained one with component C's parameters reset to their initial values (batch-norm
+    running statistics stay trained, in the "all" row too)."""
     dev, spec = config.device(p["device"]), _spec(p)
     (train, code, test), K = task_split(p["task"], p["n_train"], p["k"], p["n_test"], p["seed"])
     make = factory("resnet", train[0].shape[1:], K, p["width"])
@@ -161,7 +177,7 @@ def ablation_run(p: dict) -> RunResult:
             state = {**final, **{n: init[n] for n in names}}
             records.append({"grouping": grouping, "component": comp, "n_params": sum(final[n].numel() for n in names),
                             "I": length(state, comp) - l_final})
-    l_init = length(init, "everything")
+    l_init = length({**final, **{n: init[n] for n, _ in model.named_parameters()}}, "every parameter")
     records.append({"grouping": "all", "component": "all", "n_params": models.num_parameters(model),
                     "I": l_init - l_final})
     return RunResult(records, {"acc": mdl.evaluate(model, *test, dev)["acc"], "codelength_final": l_final})
@@ -206,128 +222,3 @@ def _distilled(p, train, test, K, student, width, alpha, bits_alone, acc_alone) 
 def cached(name: str, fn, p: dict) -> pd.DataFrame:
     """The records of a cached ``domain_run``, ``ablation_run`` or ``distillation_run`` as a table."""
     return pd.DataFrame(cache.cached_run(name, p, fn, deps=DEPS).records)
-
-
-#: seed 003, Tables 2-4: model information L(M_D, D) (bits, k = 10,000), accuracy and confidence of ResNet-56 on
-#: MNIST with noise.
-PAPER_NOISE = pd.DataFrame([
-    (noise, level, info, acc, conf)
-    for noise, rows in {"missing_pixels": [(1559, .996, .994), (1718, .992, .989), (2120, .988, .985), (2719, .981, .985)],
-                        "missing_objects": [(1559, .996, .994), (1489, .953, .946), (1560, .909, .899), (1296, .865, .848)],
-                        "massart": [(1559, .996, .994), (1833, .949, .973), (1735, .908, .941), (1605, .867, .908)]}.items()
-    for level, (info, acc, conf) in zip((0.0, 0.05, 0.1, 0.2), rows)
-], columns=["noise", "level", "info_bits", "acc", "confidence"])
-
-#: seed 003, Table 7: L(M_D, D) of ResNet-11 of four widths on Tiny-ImageNet subsets of 50-200 classes.
-PAPER_CAPACITY = pd.DataFrame(
-    [[7687.0, 7140.0, 7358.2, 6970.1], [8907.8, 8496.2, 8343.9, 7492.2], [9540.7, 9322.1, 8086.6, 7777.0],
-     [10264.0, 9410.7, 8170.3, 7448.8]],
-    index=pd.Index([50, 100, 150, 200], name="classes"),
-    columns=pd.Index(["Large (264,657)", "Standard (124,433)", "Small (49,905)", "Tiny (29,457)"], name="model (parameters)"))
-
-#: seed 003, Tables 8-9: information ablation of a ResNet-20 on CIFAR-10: I(C), parameters, I per parameter.
-PAPER_ABLATION = pd.DataFrame([
-    ("kind", "conv1x1 (before bottleneck)", 1985, 32000), ("kind", "conv3x3 (bottleneck)", 4243, 96768),
-    ("kind", "conv1x1 (after bottleneck)", 1231, 43008), ("kind", "conv1x1 (residue)", 467, 41984),
-    ("block", "conv3x3 (stem)", 379, 432), ("block", "block0", 751, 4704), ("block", "block1", 485, 4544),
-    ("block", "block2", 2088, 23808), ("block", "block3", 1030, 17792), ("block", "block4", 2137, 94720),
-    ("block", "block5", 1256, 70400), ("block", "fc", 167, 2570), ("all", "all", 5900, 219482),
-], columns=["grouping", "component", "I", "n_params"]).assign(I_per_param=lambda d: d.I / d.n_params)
-
-#: seed 003, Tables 10-11: synced distillation into a LeNet-5 student on CIFAR-10 (accuracies in %, I in bits).
-PAPER_DISTILLATION = pd.DataFrame([
-    ("teacher", "None", np.nan, 82.7, 0.0), ("teacher", "ResNet-20", 87.07, 84.0, 452.6),
-    ("teacher", "ResNet-56", 88.78, 83.8, 1246.2), ("teacher", "ResNet-101", 89.69, 84.2, 1277.7),
-    *[("alpha", f"alpha={a}", np.nan, acc, i) for a, acc, i in
-      ((0, 82.72, 0.0), (0.05, 83.93, 938.1), (0.1, 83.73, 1040.9), (0.2, 83.85, 1178.9), (0.3, 83.77, 1188.6),
-       (0.5, 83.64, 1214.4), (0.7, 83.83, 1246.2), (0.9, 83.94, 1177.5))],
-], columns=["sweep", "setting", "teacher_acc", "student_acc", "I"])
-
-
-def _tau(x, y) -> float:
-    from scipy import stats
-    return float(stats.kendalltau(x, y)[0])
-
-
-def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame, capacity: pd.DataFrame,
-                 ablation: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
-    """Seed 003's claims, each with the evidence computed in the chapter and a verdict."""
-    out = ClaimsTable()
-    info = tasks.set_index("task").info_bits
-    out.add("Street-view digits (SVHN) carry more information than MNIST", "003 §3, Fig. 1",
-            f"cluttered MNIST {info.get('cluttered_mnist', np.nan):.0f} bits vs MNIST {info.get('mnist', np.nan):.0f}",
-            info.get("cluttered_mnist", 0) > info.get("mnist", np.inf))
-    out.add("Natural objects (CIFAR-10) carry more information than digits", "003 §3, Fig. 1",
-            f"Fashion-MNIST {info.get('fashion_mnist', np.nan):.0f} bits vs MNIST {info.get('mnist', np.nan):.0f}",
-            info.get("fashion_mnist", 0) > info.get("mnist", np.inf))
-    tau_acc, tau_conf = _tau(tasks.info_bits, tasks.acc), _tau(tasks.info_bits, tasks.confidence)
-    out.add("The more information a task needs, the lower accuracy and confidence", "003 §3, Fig. 1",
-            f"Kendall tau over {len(tasks)} tasks: information vs accuracy {tau_acc:+.2f}, vs confidence {tau_conf:+.2f}",
-            tau_acc < 0 and tau_conf < 0, tau_acc < 0 or tau_conf < 0)
-    by = {n: d.sort_values("level") for n, d in noise.groupby("noise")}
-    pix = by["missing_pixels"]
-    out.add("Missing pixels make the task need more information", "003 §3, Table 2, Fig. 3",
-            f"information at levels {', '.join(f'{v:g}' for v in pix.level)}: {', '.join(f'{v:.0f}' for v in pix.info_bits)} bits "
-            f"(tau {_tau(pix.level, pix.info_bits):+.2f})", _tau(pix.level, pix.info_bits) > 0)
-    pure = [by[n] for n in ("missing_objects", "massart")]
-    flat = [d.info_bits.iloc[-1] <= 1.1 * d.info_bits.iloc[0] for d in pure]
-    out.add("Missing objects and label noise are pure noise: they do not raise the information", "003 §3, Tables 3-4",
-            "information at level 0.2 / level 0: " + ", ".join(f"{n} {d.info_bits.iloc[-1] / d.info_bits.iloc[0]:.2f}"
-                                                             for n, d in zip(("missing objects", "massart"), pure)),
-            all(flat), any(flat))
-    less_conf = [d.confidence.iloc[-1] < d.confidence.iloc[0] for d in pure]
-    out.add("... but they lower the model's confidence", "003 §3, Tables 3-4",
-            "confidence at level 0 -> 0.2: " + ", ".join(f"{d.confidence.iloc[0]:.3f} -> {d.confidence.iloc[-1]:.3f}" for d in pure),
-            all(less_conf), any(less_conf))
-    off = domains[domains.source != domains.target]
-    in_range = bool(((off.S >= 0) & (off.S <= 1)).all())
-    tau_d = _tau(off.S, -off.d1)
-    out.add("S is a similarity in [0, 1] that largely agrees with feature distances", "003 §4, Fig. 5",
-            f"off-diagonal S from {off.S.min():.2f} to {off.S.max():.2f}; Kendall tau (S, -d1) {tau_d:+.2f}",
-            in_range and tau_d > 0, in_range or tau_d > 0)
-    wide = capacity.pivot_table(index="classes", columns="width", values="info_bits")
-    cap = wide.max()
-    smallest = wide[wide.columns[0]]
-    sat = smallest.iloc[-1] < 1.1 * smallest.iloc[-2]
-    out.add("A model's information saturates as the task grows: its capacity", "003 §5, Fig. 6a, Table 7",
-            f"narrowest model: {smallest.iloc[-2]:.0f} -> {smallest.iloc[-1]:.0f} bits from {wide.index[-2]} to "
-            f"{wide.index[-1]} classes", sat)
-    out.add("Capacity grows with the number of parameters", "003 §5, Fig. 6b",
-            f"largest information per width {', '.join(f'{w}: {v:.0f}' for w, v in cap.items())} "
-            f"(tau {_tau(cap.index, cap.values):+.2f})", _tau(cap.index, cap.values) > 0)
-    blocks = ablation[(ablation.grouping == "block")].set_index("component")
-    inner = blocks.drop(index=["stem", "fc"])
-    density = blocks.I / blocks.n_params
-    out.add("Middle blocks carry the most information; blocks near the input the highest density", "003 §6, Fig. 7b, Table 9",
-            f"most information in {blocks.I.idxmax()}; highest density in {density.idxmax()}",
-            blocks.I.idxmax() in inner.index and density.idxmax() in ("stem", inner.index[0]),
-            blocks.I.idxmax() in inner.index)
-    kinds = ablation[ablation.grouping == "kind"].set_index("component").I
-    short = kinds.get("conv1x1 (shortcut)", np.nan)
-    out.add("Shortcut (residue) convolutions hold little information", "003 §6, Fig. 7c, Table 8",
-            f"I: {', '.join(f'{k} {v:.0f}' for k, v in kinds.items())} bits",
-            bool(short < kinds.drop("conv1x1 (shortcut)").min()) if "conv1x1 (shortcut)" in kinds else None)
-    teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])
-    alphas = distill[distill.sweep == "alpha"]
-    out.add("Larger teachers transfer more information to the student", "003 §7, Fig. 8b, Table 10",
-            f"I by teacher width {', '.join(f'{int(w)}: {i:.0f}' for w, i in zip(teachers.teacher_width, teachers.I))} bits",
-            _tau(teachers.teacher_width, teachers.I) == 1, _tau(teachers.teacher_width, teachers.I) > 0)
-    out.add("A larger distillation weight alpha transfers more information", "003 §7, Fig. 8c, Table 11",
-            f"I by alpha {', '.join(f'{a:g}: {i:.0f}' for a, i in zip(alphas.alpha, alphas.I))} bits",
-            _tau(alphas.alpha, alphas.I) == 1, _tau(alphas.alpha, alphas.I) > 0)
-    spread = distill.student_acc.max() - distill.student_acc.min()
-    out.add("Distillation changes the student's accuracy little", "003 §7, Tables 10-11",
-            f"student accuracy spread over all settings {spread:.1%}", spread < 0.02, spread < 0.05)
-    return out.frame()
-
-#: seed 003, Table 5: L(M_T, T) - L(M_S, T) on the Office-31 domains (rows: source S, columns: target T; the
-#: diagonal is L(M_T, T)).
-PAPER_OFFICE31 = pd.DataFrame([[263.0, 124.7, 106.3], [139.4, 318.4, 26.6], [153.9, 6.6, 316.6]],
-                              index=pd.Index(["amazon", "dslr", "webcam"], name="source"),
-                              columns=pd.Index(["amazon", "dslr", "webcam"], name="target"))
-
-#: seed 003, Table 6: the same on the Office-Home domains.
-PAPER_OFFICEHOME = pd.DataFrame([[2776.4, 1076.2, 764.8, 451.9], [2001.2, 1630.3, 756.8, 617.5],
-                                 [2047.6, 1144.8, 1480.2, 466.0], [1609.2, 879.2, 411.9, 1420.2]],
-                                index=pd.Index(["art", "clipart", "product", "real_world"], name="source"),
-                                columns=pd.Index(["art", "clipart", "product", "real_world"], name="target"))

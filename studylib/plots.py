@@ -322,7 +322,7 @@ def taylor_paths(results):
         bottom.plot(p.t, p.rel_error_empirical, "s:", ms=3, color="tab:red", label="empirical Fisher")
         bottom.axhspan(-0.1, 0.1, color="grey", alpha=0.15, lw=0)
         bottom.axhline(0, color="grey", lw=0.8)
-        bottom.set(xscale="log", xlabel="t  (t = 1 is theta_0)", ylabel="quadratic / exact - 1")
+        bottom.set(xscale="log", xlabel="t  (t = 1: weight tensors at theta_0)", ylabel="quadratic / exact - 1")
     axes[0][0].legend(fontsize=7)
     axes[1][0].legend(fontsize=7)
     fig.tight_layout()
@@ -341,7 +341,8 @@ def delta_histograms(results):
         for mark in (1e-4, 1e-3):
             ax.axvline(mark, color="tab:red", lw=0.8, ls=":")
         filled = np.flatnonzero(h["counts"])
-        ax.set_xlim(10.0 ** min(h["edges"][filled[0]] - 0.5, -4.5), 10.0 ** max(h["edges"][filled[-1] + 1] + 0.5, -2.5))
+        if filled.size:
+            ax.set_xlim(10.0 ** min(h["edges"][filled[0]] - 0.5, -4.5), 10.0 ** max(h["edges"][filled[-1] + 1] + 0.5, -2.5))
         ax.set(xscale="log", xlabel=r"$|\theta_Z - \theta_0|$", ylabel="parameters",
                title=f"{r['task']} ({r['unchanged']:.0%} unchanged)")
         ax.legend(fontsize=7)

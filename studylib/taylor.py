@@ -8,7 +8,8 @@ measures the error of that step in two places where the exact KL can be computed
   against ``1/2 dmu^T Sigma0^-1 dmu + 1/4 tr((Sigma0^-1 dSigma)^2)``, the expansion with the Fisher
   information of ``(mu, Sigma)``;
 - a fine-tuned classifier's predictive distributions along the straight path from ``theta_Z`` back towards
-  ``theta0``: ``KL(p_{theta_Z}(y|x) || p_{theta_Z - t delta}(y|x))``, averaged over examples, against
+  ``theta0`` on the weight tensors (biases and layer norms stay at ``theta_Z``):
+  ``KL(p_{theta_Z}(y|x) || p_{theta_Z - t delta}(y|x))``, averaged over examples, against
   ``t^2/2 delta^T F delta`` with the model's Fisher at ``theta_Z`` (the true Taylor term) and with the
   empirical Fisher (observed labels: what the IIW estimator uses).
 
@@ -125,8 +126,9 @@ def predictive_kl(model: nn.Module, deltas: dict[str, torch.Tensor], batches: li
 
 def kl_path(model: nn.Module, theta0: dict[str, torch.Tensor], batches: list[dict], ts) -> pd.DataFrame:
     """Exact predictive KL and its two quadratic approximations at ``theta_Z - t delta`` for each ``t`` in
-    ``ts`` (``t = 1`` is ``theta0``); ``model`` holds ``theta_Z``. Columns: t, kl_exact, kl_model_fisher,
-    kl_empirical_fisher, rel_error (model-Fisher quadratic / exact - 1), rel_error_empirical."""
+    ``ts`` (``t = 1`` puts the weight tensors back at ``theta0``); ``model`` holds ``theta_Z``. Columns: t,
+    kl_exact, kl_model_fisher, kl_empirical_fisher, rel_error (model-Fisher quadratic / exact - 1),
+    rel_error_empirical."""
     ts = [float(t) for t in ts]
     if not ts or min(ts) <= 0:
         raise ValueError(f"ts must be a non-empty list of positive path positions, got {ts}")

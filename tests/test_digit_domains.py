@@ -48,3 +48,8 @@ def test_domains_share_the_grid_and_unknown_ones_fail():
         assert ds.x_train.shape[1:] == (1, 28, 28) and ds.num_classes == 10
     with pytest.raises(ValueError, match="domain must be one of"):
         dd.load_domain("svhn")
+
+
+def test_missing_pixels_square_must_fit_the_image():
+    with pytest.raises(ValueError, match="size must be an int in"):
+        dd.missing_pixels(np.zeros((2, 1, 8, 8), np.float32), 0.5, size=9)

@@ -123,3 +123,9 @@ def test_bad_parameters_fail_naming_them():
     with pytest.raises(ValueError, match="labels must lie"):
         mdl.prequential_codelength(linear, x, y + 7, K)
     assert mdl.block_ends(50) == [1, 2, 4, 7, 13, 25, 50]  # duplicated cut points of a small set are merged
+
+
+def test_soft_targets_need_a_distillation_setting():
+    x = gaussian_inputs(20)
+    with pytest.raises(ValueError, match="soft_targets and distill go together"):
+        mdl.fit(linear(), x, rule_labels(x), SPEC, 0, soft_targets=torch.zeros(20, K))

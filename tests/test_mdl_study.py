@@ -36,3 +36,11 @@ def test_task_split_sizes_classes_and_noise():
         mdl_study.task_split("uci_digits", 1500, 100, 10, seed=0)
     with pytest.raises(ValueError, match="task must be one of"):
         mdl_study.task_split("svhn", 10, 10, 10, seed=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"noise": "blur", "level": 0.1}, "noise must be one of"),
+                                             ({"level": 0.1}, "needs a noise kind"),
+                                             ({"classes": 1}, "classes must be an int in")])
+def test_task_split_rejects_bad_noise_and_classes_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mdl_study.task_split("mnist", 20, 10, 10, seed=0, **kwargs)
