@@ -1,7 +1,8 @@
 """Progress reporting for long work: a tqdm bar on a terminal, plain text lines elsewhere.
 
 Used by every chapter that trains. In notebooks (no terminal) widgets would render blank in the
-book, so progress is printed as plain lines, at most about every ``every`` seconds plus the last.
+book, so progress is printed as plain lines, at most about every ``every`` seconds, and the last one
+when the work took that long (a loop done within ``every`` seconds prints nothing).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def progress(items: Iterable[T], total: int | None = None, desc: str = "", every
         yield item
         done += 1
         now = time.monotonic()
-        if now - last >= every or done == total:
+        if now - last >= every or (done == total and now - start >= every):
             of = f"/{total}" if total else ""
             print(f"{desc}: {done}{of} done, {now - start:.0f} s", file=stream, flush=True)
             last = now

@@ -61,3 +61,9 @@ def test_evaluate_matches_a_direct_computation():
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(ds.y_test)).item()
     assert got["loss"] == pytest.approx(loss, rel=1e-5)
     assert got["acc"] == pytest.approx(float(np.mean(logits.argmax(1).numpy() == ds.y_test)))
+
+
+def test_progress_of_short_work_stays_silent():
+    stream = io.StringIO()
+    assert list(progress(range(3), desc="work", every=60, stream=stream)) == [0, 1, 2]
+    assert stream.getvalue() == ""
