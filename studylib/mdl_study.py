@@ -82,11 +82,30 @@ def info_run(p: dict) -> RunResult:
                           "n_params": models.num_parameters(model)})
 
 
-def info_table(cells: list[dict], settings: dict, workers: int | None = None) -> pd.DataFrame:
-    """One cached :func:`info_run` per cell (cells override ``settings``), as a table, on ``workers`` processes."""
+def seeds(settings: dict, repeats: int) -> list[int]:
+    """The seeds of ``repeats`` independent runs: ``settings["seed"]``, then the next integers."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    return [settings["seed"] + r for r in range(repeats)]
+
+
+def mean_over_seeds(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """One row per setting ``keys``: the mean of every numeric column over the seeds, the number of seeds, and the
+    standard deviation of ``value`` over them (``<value>_sd``, NaN for a single seed)."""
+    groups = frame.groupby(keys, sort=False, dropna=False)
+    out = groups.mean(numeric_only=True).drop(columns="seed").reset_index()
+    out["seeds"] = groups.size().to_numpy()
+    out[f"{value}_sd"] = groups[value].std().to_numpy()
+    return out
+
+
+def info_table(cells: list[dict], settings: dict, workers: int | None = None, repeats: int = 1) -> pd.DataFrame:
+    """One cached :func:`info_run` per cell (cells override ``settings``) and seed, on ``workers`` processes,
+    averaged over the ``repeats`` seeds (:func:`mean_over_seeds`; keys: the cells' own)."""
     from .executor import run_grid
-    return pd.DataFrame(run_grid(_info_task, [{**settings, **c} for c in cells], workers=workers,
-                                 desc="model information"))
+    grid = [{**settings, **c, "seed": seed} for c in cells for seed in seeds(settings, repeats)]
+    rows = pd.DataFrame(run_grid(_info_task, grid, workers=workers, desc="model information"))
+    return mean_over_seeds(rows, list(dict.fromkeys(k for c in cells for k in c)), "info_bits")
 
 
 def _info_task(**p):
@@ -219,6 +238,23 @@ def _distilled(p, train, test, K, student, width, alpha, bits_alone, acc_alone) 
             "I": bits_alone - taught.total_bits}
 
 
-def cached(name: str, fn, p: dict) -> pd.DataFrame:
-    """The records of a cached ``domain_run``, ``ablation_run`` or ``distillation_run`` as a table."""
-    return pd.DataFrame(cache.cached_run(name, p, fn, deps=DEPS).records)
+#: the columns that name a record of each cached study, and its information column
+RECORD_KEYS = {"mdl_domains": (["source", "target"], "L"), "mdl_ablation": (["grouping", "component"], "I"),
+               "mdl_distillation": (["sweep", "teacher_width", "alpha"], "I")}
+
+
+def cached(name: str, fn, p: dict, repeats: int = 1, workers: int | None = None) -> pd.DataFrame:
+    """The records of a cached ``domain_run`` (``name`` "mdl_domains"), ``ablation_run`` ("mdl_ablation") or
+    ``distillation_run`` ("mdl_distillation"), one run per seed on ``workers`` processes, averaged over the seeds
+    (:func:`mean_over_seeds`)."""
+    from .executor import run_grid
+    if name not in RECORD_KEYS:
+        raise ValueError(f"name must be one of {sorted(RECORD_KEYS)}, got {name!r}")
+    grid = [{"name": name, "fn": fn, "p": {**p, "seed": seed}} for seed in seeds(p, repeats)]
+    frames = run_grid(_study_records, grid, workers=workers if repeats > 1 else None, desc=name)
+    keys, value = RECORD_KEYS[name]
+    return mean_over_seeds(pd.concat(frames, ignore_index=True), keys, value)
+
+
+def _study_records(name: str, fn, p: dict) -> pd.DataFrame:
+    return pd.DataFrame(cache.cached_run(name, p, fn, deps=DEPS).records).assign(seed=p["seed"])

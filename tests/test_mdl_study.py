@@ -44,3 +44,17 @@ def test_task_split_sizes_classes_and_noise():
 def test_task_split_rejects_bad_noise_and_classes_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         mdl_study.task_split("mnist", 20, 10, 10, seed=0, **kwargs)
+
+
+def test_mean_over_seeds_keeps_one_row_per_setting_with_the_spread():
+    frame = pd.DataFrame({"sweep": ["t", "t", "a", "a"], "teacher_width": [np.nan, np.nan, 8.0, 8.0],
+                          "I": [10.0, 14.0, 3.0, 5.0], "acc": [0.5, 0.7, 0.9, 0.9], "seed": [0, 1, 0, 1],
+                          "device": ["cpu"] * 4})
+    out = mdl_study.mean_over_seeds(frame, ["sweep", "teacher_width"], "I")
+    assert list(out.sweep) == ["t", "a"] and np.isnan(out.teacher_width[0])  # a missing key is a key too
+    assert list(out.I) == [12.0, 4.0] and list(out.acc) == pytest.approx([0.6, 0.9])
+    assert list(out.seeds) == [2, 2] and list(out.I_sd) == pytest.approx([np.std([10, 14], ddof=1), np.std([3, 5], ddof=1)])
+    assert "seed" not in out and "device" not in out
+    assert mdl_study.seeds({"seed": 5}, 3) == [5, 6, 7]
+    with pytest.raises(ValueError, match="repeats must be an int >= 1"):
+        mdl_study.seeds({"seed": 0}, 0)
