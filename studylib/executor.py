@@ -25,7 +25,7 @@ def run_grid(fn: Callable[..., Any], tasks: list[dict], workers: int | None = No
              scheduler: str | None = None, desc: str = "grid") -> list[Any]:
     """Run ``fn(**task)`` for each task; ``fn`` must be a module-level (picklable) function.
 
-    ``workers``: local processes (default 1: run in this process, no start-up cost).
+    ``workers``: local processes (default 1: run in this process, no start-up cost; so is a single task).
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``.
     """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -33,7 +33,7 @@ def run_grid(fn: Callable[..., Any], tasks: list[dict], workers: int | None = No
     scheduler = scheduler or os.environ.get("STUDYLIB_SCHEDULER") or None
     if scheduler is not None:
         return _run_dask(fn, tasks, scheduler, desc)
-    if (workers or 1) == 1:
+    if (workers or 1) == 1 or len(tasks) == 1:
         return [fn(**task) for task in progress(tasks, desc=desc)]
     threads = max(1, (os.cpu_count() or 1) // workers)
     results: list[Any] = [None] * len(tasks)

@@ -253,6 +253,6 @@ def claims_table_taylor(summary: pd.DataFrame, gauss: pd.DataFrame, paths: list[
             all(grows), sum(grows) > n / 2)
     end = summary["rel. error, t=1"].abs()
     out.add("The IIW approximation has significant errors at the |delta| fine-tuning produces", "000 §4",
-            f"|relative error| of the second-order term with the weight tensors at theta_0 (t = 1) above 10% in {int((end > 0.1).sum())} "
-            f"of {n} tasks (median {np.median(end):.0%})", bool((end > 0.1).all()), bool((end > 0.1).mean() > 0.5))
+            f"|relative error| of the second-order term with the weight tensors at theta_0 (t = 1) above 10% in "
+            f"{int((end > 0.1).sum())} of {n} tasks (median {np.median(end):.0%})", bool((end > 0.1).all()), bool((end > 0.1).mean() > 0.5))
     return out.frame()

@@ -72,9 +72,8 @@ def _tau(x, y) -> float:
     return float(stats.kendalltau(x, y)[0])
 
 
-def _monotone(x, y) -> tuple[bool, bool]:
-    """(held, partly held) for "y grows with x": Kendall tau of 1 (every pair in order), or a positive tau."""
-    tau = _tau(x, y)
+def _trend(tau: float) -> tuple[bool, bool]:
+    """(held, partly held) for a claimed increasing trend with Kendall ``tau``: 1 (every pair in order), or > 0."""
     return tau == 1, tau > 0
 
 
@@ -103,9 +102,10 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
             tau_acc < 0 and tau_conf < 0, tau_acc < 0 or tau_conf < 0)
     by = {n: d.sort_values("level") for n, d in noise.groupby("noise")}
     pix = by["missing_pixels"]
+    tau_pix = _tau(pix.level, pix.info_bits)
     out.add("Missing pixels make the task need more information", "003 §3, Table 2, Fig. 3",
             f"information at levels {', '.join(f'{v:g}' for v in pix.level)}: {', '.join(f'{v:.0f}' for v in pix.info_bits)} bits "
-            f"(tau {_tau(pix.level, pix.info_bits):+.2f})", *_monotone(pix.level, pix.info_bits))
+            f"(tau {tau_pix:+.2f})", *_trend(tau_pix))
     pure = [by[n] for n in ("missing_objects", "massart")]
     flat = [d.info_bits.iloc[-1] <= 1.1 * d.info_bits.iloc[0] for d in pure]
     out.add("Missing objects and label noise are pure noise: they do not raise the information", "003 §3, Tables 3-4",
@@ -125,19 +125,20 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
             in_range and tau_d > 0, in_range or tau_d > 0)
     out.add(*_saturation(capacity))
     cap = capacity.pivot_table(index="classes", columns="width", values="info_bits").max()
+    tau_cap = _tau(cap.index, cap.values)
     out.add("Capacity grows with the number of parameters", "003 §5, Fig. 6b",
             f"largest information per width {', '.join(f'{w}: {v:.0f}' for w, v in cap.items())} "
-            f"(tau {_tau(cap.index, cap.values):+.2f})", *_monotone(cap.index, cap.values))
+            f"(tau {tau_cap:+.2f})", *_trend(tau_cap))
     out.add(*_middle_blocks(ablation))
     out.add(*_shortcuts(ablation))
     teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])
     alphas = distill[distill.sweep == "alpha"]
     out.add("Larger teachers transfer more information to the student", "003 §7, Fig. 8b, Table 10",
             f"I by teacher width {', '.join(f'{int(w)}: {i:.0f}' for w, i in zip(teachers.teacher_width, teachers.I))} bits",
-            *_monotone(teachers.teacher_width, teachers.I))
+            *_trend(_tau(teachers.teacher_width, teachers.I)))
     out.add("A larger distillation weight alpha transfers more information", "003 §7, Fig. 8c, Table 11",
             f"I by alpha {', '.join(f'{a:g}: {i:.0f}' for a, i in zip(alphas.alpha, alphas.I))} bits",
-            *_monotone(alphas.alpha, alphas.I))
+            *_trend(_tau(alphas.alpha, alphas.I)))
     spread = distill.student_acc.max() - distill.student_acc.min()
     out.add("Distillation changes the student's accuracy little", "003 §7, Tables 10-11",
             f"student accuracy spread over all settings {spread:.1%}", spread < 0.02, spread < 0.05)

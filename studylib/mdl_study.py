@@ -190,15 +190,12 @@ def ablation_run(p: dict) -> RunResult:
                                                             spec=spec, seed=p["seed"], device=dev,
                                                             desc=f"code, {what} reset").total_bits
     l_final = length(final, "nothing")
-    records = []
-    for grouping, comps in resnet_components(model).items():
-        for comp, names in comps.items():
-            state = {**final, **{n: init[n] for n in names}}
-            records.append({"grouping": grouping, "component": comp, "n_params": sum(final[n].numel() for n in names),
-                            "I": length(state, comp) - l_final})
-    l_init = length({**final, **{n: init[n] for n, _ in model.named_parameters()}}, "every parameter")
-    records.append({"grouping": "all", "component": "all", "n_params": models.num_parameters(model),
-                    "I": l_init - l_final})
+    components = [(grouping, comp, names) for grouping, comps in resnet_components(model).items()
+                  for comp, names in comps.items()]
+    components.append(("all", "all", [n for n, _ in model.named_parameters()]))
+    records = [{"grouping": grouping, "component": comp, "n_params": sum(final[n].numel() for n in names),
+                "I": length({**final, **{n: init[n] for n in names}}, comp) - l_final}
+               for grouping, comp, names in components]
     return RunResult(records, {"acc": mdl.evaluate(model, *test, dev)["acc"], "codelength_final": l_final})
 
 
@@ -251,7 +248,7 @@ def cached(name: str, fn, p: dict, repeats: int = 1, workers: int | None = None)
     if name not in RECORD_KEYS:
         raise ValueError(f"name must be one of {sorted(RECORD_KEYS)}, got {name!r}")
     grid = [{"name": name, "fn": fn, "p": {**p, "seed": seed}} for seed in seeds(p, repeats)]
-    frames = run_grid(_study_records, grid, workers=workers if repeats > 1 else None, desc=name)
+    frames = run_grid(_study_records, grid, workers=workers, desc=name)
     keys, value = RECORD_KEYS[name]
     return mean_over_seeds(pd.concat(frames, ignore_index=True), keys, value)
 
