@@ -1,4 +1,4 @@
-"""ESD metrics: studylib.esd against WeightWatcher 0.7.7 and powerlaw 1.5, side by side in one process.
+"""ESD metrics: studylib.metrics.esd against WeightWatcher 0.7.7 and powerlaw 1.5, side by side in one process.
 
 Model: a randomly initialised BERT-base (transformers BertConfig(), 109.5M parameters), the issue's
 reference shape. Prints the time ratios, the largest |alpha difference| per comparison, and the time of
@@ -36,8 +36,8 @@ def main():
     import weightwatcher
     from transformers import BertConfig, BertModel
 
-    from studylib import esd
-    from studylib.powerlaw_fit import fit_power_law
+    from studylib.metrics import esd
+    from studylib.metrics.powerlaw import fit_power_law
 
     torch.manual_seed(0)
     model = BertModel(BertConfig()).eval()

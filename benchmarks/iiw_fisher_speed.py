@@ -22,11 +22,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    from studylib import data, finetune, iiw, models
+    from studylib import core, data, nets
+    from studylib.metrics import iiw
+    from studylib.runs import finetune
 
     ds = data.load("rotten_tomatoes", seed=0, n_train=args.examples, n_test=10)
-    enc = finetune.encode(models.tokenizer(), ds.x_train, args.max_len)
-    model = models.minilm_l6(num_labels=2, seed=0)
+    enc = finetune.encode(nets.tokenizer(), ds.x_train, args.max_len)
+    model = nets.minilm_l6(num_labels=2, seed=0)
     theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
     opt = torch.optim.Adam(model.parameters(), lr=4e-5)
     train_batches = finetune.batches(enc, ds.y_train, args.batch_size)
@@ -35,7 +37,7 @@ def main():
         model.train()
         for b in train_batches:
             opt.zero_grad()
-            nn.functional.cross_entropy(finetune.logits(model, b), b["labels"]).backward()
+            nn.functional.cross_entropy(core.logits(model, b), b["labels"]).backward()
             opt.step()
 
     one_epoch()  # warm-up, and moves the weights away from theta0
@@ -56,7 +58,7 @@ def main():
         for i in range(len(b["labels"])):
             one = {k: v[i:i + 1] for k, v in b.items()}
             model.zero_grad()
-            nn.functional.cross_entropy(finetune.logits(model, one), one["labels"]).backward()
+            nn.functional.cross_entropy(core.logits(model, one), one["labels"]).backward()
             for g, names in groups.items():
                 dot = sum(float((params[n].grad.double() * (params[n].detach() - theta0[n]).double()).sum())
                           for n in names)

@@ -18,10 +18,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from studylib import data, mdl, models
+    from studylib import data, nets
+    from studylib.metrics import mdl
 
     ds = data.load("mnist1d", seed=args.seed, n_train=args.examples, n_test=10)
-    factory = lambda: models.mlp(ds.x_train.shape[1], [args.width, args.width], ds.num_classes)
+    factory = lambda: nets.mlp(ds.x_train.shape[1], [args.width, args.width], ds.num_classes)
     spec = mdl.TrainSpec(max_epochs=40, patience=4)
     results = {}
     for warm in (False, True):

@@ -1,14 +1,22 @@
-"""Plot helpers shared by the chapters: readable defaults, image grids, class counts, training curves.
+"""Plot helpers shared by the chapters: the book's style, image grids, class counts, training curves and each
+chapter's figures.
 
-Introduced on the "data and models" page.
+Introduced on the "data and models" page. Importing this module changes no matplotlib setting; every chapter
+calls :func:`book_style` once.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                     "axes.spines.right": False, "font.size": 10})
+#: the book's matplotlib settings (see :func:`book_style`)
+BOOK_STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+              "axes.spines.right": False, "font.size": 10}
+
+
+def book_style() -> None:
+    """Apply the book's figure style (:data:`BOOK_STYLE`) to matplotlib; every chapter calls it once."""
+    plt.rcParams.update(BOOK_STYLE)
 
 
 def image_grid(datasets, per_class: int = 1, seed: int = 0):
@@ -330,7 +338,7 @@ def taylor_paths(results):
 
 
 def delta_histograms(results):
-    """Taylor-error chapter (the paper's Fig. 3): histogram of log10 |theta_Z - theta_0| over the parameters that
+    """Taylor-error chapter (the paper's Fig. 3): histogram of ``log10 |theta_Z - theta_0|`` over the parameters that
     moved, with their Q2 and Q3 (solid, dashed) and the paper's 1e-4 and 1e-3 marks (dotted), one panel per task."""
     fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.2), squeeze=False)
     for ax, r in zip(axes[0], results):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from studylib import cache, config, data, models, train
-from studylib.cli import main
-from studylib.progress import progress
+from studylib import core, data, nets, training
+from studylib.platform import cache
+from studylib.platform.cli import main
+from studylib.platform.progress import progress
 
 
 def test_cache_list_and_clean_commands(tmp_path, monkeypatch, capsys):
@@ -26,18 +27,12 @@ def test_assets_list_and_missing_asset_exit_code(tmp_path, monkeypatch, capsys):
     assert "missing" in capsys.readouterr().out
 
 
-def test_plain_text_progress_off_a_terminal():
-    stream = io.StringIO()
-    assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
-    assert stream.getvalue().splitlines()[-1].startswith("work: 3/3 done")
-
-
 def test_device_choice():
-    assert config.device("cpu").type == "cpu"
-    assert config.device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert core.device("cpu").type == "cpu"
+    assert core.device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            config.device("cuda")
+            core.device("cuda")
 
 
 def test_training_is_reproducible_and_learns():
@@ -45,25 +40,56 @@ def test_training_is_reproducible_and_learns():
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = models.mlp(64, [32], 10)
-        runs.append(train.train_classifier(model, ds, epochs=3, seed=0, device="cpu"))
+        model = nets.mlp(64, [32], 10)
+        runs.append(training.train_classifier(model, ds.x_train, ds.y_train, ds.x_test, ds.y_test, epochs=3, seed=0,
+                                              device="cpu"))
     assert runs[0] == runs[1]
     assert runs[0][-1]["test_acc"] > 0.5 and runs[0][-1]["train_loss"] < runs[0][0]["train_loss"]
 
 
-def test_evaluate_matches_a_direct_computation():
+def test_evaluate_matches_a_per_example_loop():
     ds = data.load("mnist1d", n_train=50, n_test=30)
     torch.manual_seed(0)
-    model = models.mlp(40, [16], 10)
-    got = train.evaluate(model, ds.x_test, ds.y_test, "cpu", batch_size=7)
+    model = nets.mlp(40, [16], 10)
+    got = training.evaluate(model, core.array_batches(ds.x_test, ds.y_test, 7), "cpu")
+    losses, hits, margins = [], [], []
     with torch.no_grad():
-        logits = model(torch.as_tensor(ds.x_test))
-    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(ds.y_test)).item()
-    assert got["loss"] == pytest.approx(loss, rel=1e-5)
-    assert got["acc"] == pytest.approx(float(np.mean(logits.argmax(1).numpy() == ds.y_test)))
+        for x, y in zip(ds.x_test, ds.y_test):
+            p = torch.softmax(model(torch.as_tensor(x)[None]).double(), -1)[0]
+            losses.append(-float(torch.log(p[y])))
+            hits.append(int(p.argmax()) == y)
+            top = sorted(p.tolist(), reverse=True)
+            margins.append(top[0] - top[1])
+    assert got["loss"] == pytest.approx(np.mean(losses), rel=1e-6)
+    assert got["acc"] == np.mean(hits) and got["confidence"] == pytest.approx(np.mean(margins), rel=1e-5)
+    bert_style = training.evaluate(model, [{"x": b["x"], "labels": b["labels"]} for b in
+                                           core.array_batches(ds.x_test, ds.y_test, 30)], "cpu")
+    assert bert_style["loss"] == pytest.approx(got["loss"], rel=1e-12)
 
 
-def test_progress_of_short_work_stays_silent():
-    stream = io.StringIO()
-    assert list(progress(range(3), desc="work", every=60, stream=stream)) == [0, 1, 2]
+def test_array_batches_check_their_inputs():
+    assert [len(b["x"]) for b in core.array_batches(np.zeros((5, 2)), np.zeros(5), 2)] == [2, 2, 1]
+    assert set(core.array_batches(np.zeros((5, 2)), batch_size=5)[0]) == {"x"}
+    with pytest.raises(ValueError, match="differ in length"):
+        core.array_batches(np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="batch_size must be"):
+        core.array_batches(np.zeros((5, 2)), np.zeros(5), 0)
+
+
+def test_progress_stays_off_the_page_and_a_grid_prints_one_summary_line(monkeypatch, capsys):
+    stream = io.StringIO()  # not a terminal: what a notebook kernel writes to
+    monkeypatch.delenv("STUDYLIB_PROGRESS", raising=False)
+    assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
     assert stream.getvalue() == ""
+    monkeypatch.setenv("STUDYLIB_PROGRESS", "lines")  # log files of batch jobs
+    assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
+    assert stream.getvalue().splitlines()[-1].startswith("work: 3/3 done")
+    from studylib.platform.executor import run_grid
+    assert run_grid(_cached_or_not, [{"i": 0}, {"i": 1}, {"i": 2}], desc="demo grid") == [
+        {"from_cache": True}, {"from_cache": False}, {"from_cache": True}]
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("demo grid: 3 runs, ") and out[0].endswith(", 2 from cache")
+
+
+def _cached_or_not(i):
+    return {"from_cache": i != 1}

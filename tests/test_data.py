@@ -3,7 +3,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from studylib import assets, data
+from studylib import data
+from studylib.data import assets
 
 DTYPES = {"image": np.float32, "vector": np.float32, "text": object, "text-pair": object}
 

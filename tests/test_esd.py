@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from studylib import esd, models
-from studylib.powerlaw_fit import fit_power_law
+from studylib import nets
+from studylib.metrics import esd
+from studylib.metrics.powerlaw import fit_power_law
 
 ww = pytest.importorskip("weightwatcher")
 # our options that match WeightWatcher's conventions (it computes in float64 with SciPy)
@@ -27,7 +28,7 @@ def small_conv_net():
 
 @pytest.fixture(scope="module")
 def minilm():
-    return models.minilm_l6()
+    return nets.minilm_l6()
 
 
 def compare_with_weightwatcher(model):

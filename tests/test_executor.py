@@ -1,6 +1,6 @@
 import pytest
 
-from studylib.executor import run_grid
+from studylib.platform.executor import run_grid
 
 
 def square_plus(x, y=0):

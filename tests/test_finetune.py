@@ -1,6 +1,6 @@
 import pytest
 
-from studylib import finetune
+from studylib.runs import finetune
 
 
 def run(method, epochs=2):

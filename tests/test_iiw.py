@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from studylib import iiw
+from studylib import core
+from studylib.metrics import iiw
 
 
 def tiny_model_and_data(seed=0):
@@ -23,9 +25,22 @@ def tiny_model_and_data(seed=0):
     return model, theta0, batches
 
 
-def slow_reference(model, theta0, batches, estimator):
+def tiny_cnn_and_data(seed=0):
+    """A small CNN (strided and padded convolutions, a grouped one, a linear head) moved away from theta0."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, groups=2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)).eval()
+    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    batches = [{"x": torch.randn(5, 2, 7, 7), "labels": torch.randint(0, 3, (5,))} for _ in range(2)]
+    return model, theta0, batches
+
+
+def slow_reference(model, theta0, batches, estimator, groups=iiw.bert_groups):
     """Per-example gradients, one example at a time, then the quadratic forms by brute force."""
-    groups = iiw.weight_groups(model)
+    groups = iiw.weight_groups(model, groups)
     params = dict(model.named_parameters())
     totals = {g: 0.0 for g in groups}
     total = 0.0
@@ -33,8 +48,7 @@ def slow_reference(model, theta0, batches, estimator):
         for i in range(len(batch["labels"])):
             one = {k: v[i:i + 1] for k, v in batch.items()}
             model.zero_grad()
-            torch.nn.functional.cross_entropy(model(**{k: v for k, v in one.items() if k != "labels"}).logits,
-                                              one["labels"]).backward()
+            torch.nn.functional.cross_entropy(core.logits(model, one), one["labels"]).backward()
             whole = 0.0
             for g, names in groups.items():
                 if estimator == "fisher":
@@ -57,6 +71,18 @@ def test_batched_estimators_equal_the_per_example_loop(estimator):
     assert set(fast) == {"embedding", "layer_0", "layer_1", "fc", "total"}
     for g in slow:
         assert fast[g] == pytest.approx(slow[g], rel=1e-4), g
+
+
+@pytest.mark.parametrize("estimator", ["fisher", "fisher_diag"])
+def test_any_model_a_cnn_with_its_own_grouping(estimator):
+    model, theta0, batches = tiny_cnn_and_data()
+    fast = iiw.iiw(model, theta0, batches, estimator, groups=iiw.module_groups)
+    slow = slow_reference(model, theta0, batches, estimator, groups=iiw.module_groups)
+    assert set(fast) == {"0", "2", "5", "total"}  # the two convolutions and the head
+    for g in slow:
+        assert fast[g] == pytest.approx(slow[g], rel=1e-6), g
+    pib = iiw.iiw(model, theta0, batches, "pib", groups=lambda name: "all")
+    assert set(pib) == {"all", "total"} and pib["all"] == pib["total"] > 0
 
 
 def test_pib_is_the_squared_dot_with_the_mean_gradient():
@@ -86,7 +112,9 @@ def test_zero_delta_gives_zero_information_and_groups_are_named():
     theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
     for est in iiw.ESTIMATORS:
         assert iiw.iiw(model, theta0, batches, est)["total"] == 0.0
-    assert iiw.group_of("bert.encoder.layer.11.output.dense.weight") == "layer_11"
-    assert iiw.group_of("bert.pooler.dense.weight") == "fc" and iiw.group_of("classifier.weight") == "fc"
+    assert iiw.bert_groups("bert.encoder.layer.11.output.dense.weight") == "layer_11"
+    assert iiw.bert_groups("bert.pooler.dense.weight") == "fc" and iiw.bert_groups("classifier.weight") == "fc"
     with pytest.raises(ValueError, match="estimator must be one of"):
         iiw.iiw(model, theta0, batches, "exact")
+    with pytest.raises(ValueError, match="theta0 lacks weight tensors"):
+        iiw.iiw(model, {}, batches)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from studylib import mdl
+from studylib.metrics import mdl
 
 SPEC = mdl.TrainSpec(max_epochs=30, patience=3, lr=0.05, batch_size=64)
 K = 4

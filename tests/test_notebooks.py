@@ -8,8 +8,9 @@ import nbformat
 import papermill
 import pytest
 
-from studylib import config, notebooks_run
-from studylib.profiles import NOTEBOOKS
+from studylib.platform import config
+from studylib.platform import notebooks as notebooks_run
+from studylib.platform.profiles import NOTEBOOKS
 
 ROOT = config.repo_root()
 SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))

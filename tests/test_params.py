@@ -3,9 +3,9 @@ import sys
 
 import pytest
 
-from studylib import params
-from studylib.params import ParameterError, check, resolve, resolve_values
-from studylib.profiles import NOTEBOOKS
+from studylib.platform import params
+from studylib.platform.params import ParameterError, check
+from studylib.platform.profiles import NOTEBOOKS, resolve, resolve_values
 
 NB = "00_data_and_models"
 
@@ -70,7 +70,7 @@ def test_cli_rejects_a_bad_parameter_before_starting_a_kernel(tmp_path):
 
 
 def test_params_command_prints_every_profile(capsys):
-    from studylib.cli import main
+    from studylib.platform.cli import main
     assert main(["params", NB]) == 0
     out = capsys.readouterr().out
     assert "DEMO_EPOCHS" in out and "quick=3" in out and "standard=30" in out

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from studylib import iiw, taylor
+from studylib.metrics import iiw, taylor
 from test_iiw import tiny_model_and_data
 
 
