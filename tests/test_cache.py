@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,11 +103,12 @@ def test_stale_entries_are_listed_and_cleaned(tmp_path, runs_root, monkeypatch):
 def test_a_run_killed_mid_write_leaves_nothing_trusted(runs_root):
     # The child process is killed (SIGKILL: no clean-up code runs) just before the final rename.
     child = textwrap.dedent(f"""
-        import os, signal, pathlib, torch
-        from studylib.platform.cache import RunResult, cached_run
+        import os, signal, pathlib, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from studylib.platform.cache import cached_run
+        from test_cache import _fn
         pathlib.Path.rename = lambda self, target: os.kill(os.getpid(), signal.SIGKILL)
-        cached_run("t", {{"x": 1}}, lambda p: RunResult([{{"epoch": 1}}], {{"m": 1}}, {{"w": torch.ones(1000)}}),
-                   root={str(runs_root)!r})
+        cached_run("t", {{"x": 1}}, _fn, root={str(runs_root)!r})
     """)
     result = subprocess.run([sys.executable, "-c", child])
     assert result.returncode == -9

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from studylib import data
-from studylib.data import assets
+from studylib.data import assets, loaders
 
 DTYPES = {"image": np.float32, "vector": np.float32, "text": object, "text-pair": object}
 
@@ -43,9 +43,9 @@ def test_fashion_mnist_matches_zalandos_own_reader():
     reader = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reader)
     images, labels = reader.load_mnist(str(folder / "usr/share/datasets/fashion-mnist"), kind="t10k")
-    mine = data._idx(folder / "usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    mine = loaders._idx(folder / "usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
     assert np.array_equal(mine.reshape(len(mine), -1), images)
-    assert np.array_equal(data._idx(folder / "usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"), labels)
+    assert np.array_equal(loaders._idx(folder / "usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"), labels)
     assert np.bincount(labels).tolist() == [1000] * 10
 
 
@@ -73,8 +73,8 @@ def test_pair_tasks_are_balanced_and_share_no_text_between_splits(name):
 
 def test_dialogue_pairs_positive_lines_follow_each_other():
     d = data.load("dialogue_pairs", n_train=50, n_test=10)
-    frame = data._orange("friends-transcripts.tab")
-    lines = [data._fix_cp1252(q).strip() for q in frame.Quote]
+    frame = loaders._orange("friends-transcripts.tab")
+    lines = [loaders._fix_cp1252(q).strip() for q in frame.Quote]
     following = {(a, b) for a, b in zip(lines, lines[1:])}
     assert all(tuple(p) in following for p in d.x_train[d.y_train == 1])
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from studylib import training
 from studylib.metrics import mdl
 
 SPEC = mdl.TrainSpec(max_epochs=30, patience=3, lr=0.05, batch_size=64)
@@ -107,7 +108,7 @@ def test_synced_distillation_with_alpha_zero_is_plain_coding_and_otherwise_chang
 
 
 def test_confidence_is_the_top1_top2_margin():
-    assert mdl.confidence(torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])) == pytest.approx((0.5 + 0.0) / 2)
+    assert training.confidence(torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])) == pytest.approx((0.5 + 0.0) / 2)
 
 
 def test_bad_parameters_fail_naming_them():

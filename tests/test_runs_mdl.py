@@ -4,12 +4,13 @@ import pytest
 
 from studylib import nets
 from studylib.runs import mdl as mdl_study
+from studylib.studies import model_information as mi
 
 
 def test_similarities_follow_equations_4_and_5():
     L = {("a", "a"): 100.0, ("b", "b"): 60.0, ("a", "b"): 30.0, ("b", "a"): 45.0}
     pairs = pd.DataFrame([{"source": s, "target": t, "L": v} for (s, t), v in L.items()])
-    out = mdl_study.similarities(pairs).set_index(["source", "target"])
+    out = mi.similarities(pairs).set_index(["source", "target"])
     assert out.S[("a", "b")] == pytest.approx(30 / (100 + 60 - 30))
     assert out.S_uni[("a", "b")] == pytest.approx(30 / 60) and out.S_uni[("b", "a")] == pytest.approx(45 / 100)
     assert out.S[("a", "a")] == pytest.approx(1.0)  # a domain is fully similar to itself
@@ -51,11 +52,11 @@ def test_mean_over_seeds_keeps_one_row_per_setting_with_the_spread():
     frame = pd.DataFrame({"sweep": ["t", "t", "a", "a"], "teacher_width": [np.nan, np.nan, 8.0, 8.0],
                           "I": [10.0, 14.0, 3.0, 5.0], "acc": [0.5, 0.7, 0.9, 0.9], "seed": [0, 1, 0, 1],
                           "device": ["cpu"] * 4})
-    out = mdl_study.mean_over_seeds(frame, ["sweep", "teacher_width"], "I")
+    out = mi.mean_over_seeds(frame, ["sweep", "teacher_width"], "I")
     assert list(out.sweep) == ["t", "a"] and np.isnan(out.teacher_width[0])  # a missing key is a key too
     assert list(out.I) == [12.0, 4.0] and list(out.acc) == pytest.approx([0.6, 0.9])
     assert list(out.seeds) == [2, 2] and list(out.I_sd) == pytest.approx([np.std([10, 14], ddof=1), np.std([3, 5], ddof=1)])
     assert "seed" not in out and "device" not in out
-    assert mdl_study.seeds({"seed": 5}, 3) == [5, 6, 7]
+    assert mi.seeds({"seed": 5}, 3) == [5, 6, 7]
     with pytest.raises(ValueError, match="repeats must be an int >= 1"):
-        mdl_study.seeds({"seed": 0}, 0)
+        mi.seeds({"seed": 0}, 0)

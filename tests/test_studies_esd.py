@@ -29,6 +29,6 @@ def test_layer_esd_names_the_layers_it_knows():
 
 
 def test_correlation_flow_orders_layers_by_depth():
-    from studylib import esd
+    from studylib.metrics import esd
     flow = esd_study.correlation_flow({"m": esd.analyze(nets.mlp(30, [20, 20], 4))})
     assert flow.depth.tolist() == [0.0, 0.5, 1.0] and flow.layer.tolist() == ["1", "3", "5"]

@@ -40,7 +40,7 @@ def test_two_phase_rule():
 
 def _taylor_claims(q2_all, q2_moved, error_t1):
     """Taylor claims on two tasks whose paths go from a 1% error at t = 0.01 to ``error_t1`` at t = 1."""
-    from studylib import taylor
+    from studylib.metrics import taylor
     summary = pd.DataFrame({"Q2 (all)": q2_all, "moved Q2": q2_moved, "unchanged": [0.6, 0.6],
                             "rel. error, t=1": error_t1})
     paths = [pd.DataFrame({"t": [0.01, 1.0], "rel_error": [0.01, e]}) for e in error_t1]
