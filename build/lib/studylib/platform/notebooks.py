@@ -1,0 +1,148 @@
+"""Execute the study's notebooks with papermill and build the book.
+
+Used by the CLI (``python -m studylib``) and the Makefile. Source notebooks live in ``notebooks/``
+without outputs; executed copies go to ``book/notebooks/`` (build output, ignored by git), from
+which jupyter-book renders the HTML with ``execute_notebooks: "off"``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import config
+from .params import PROFILES
+from .profiles import NOTEBOOKS, resolve_values
+
+
+def source_dir() -> Path:
+    return config.repo_root() / "notebooks"
+
+
+def executed_dir() -> Path:
+    return config.repo_root() / "book" / "notebooks"
+
+
+def notebook_names() -> list[str]:
+    return sorted(NOTEBOOKS)
+
+
+def run_notebook(name: str, profile: str = "standard", overrides: dict | None = None,
+                 out_dir: Path | None = None, force: bool = False, progress_bar: bool | None = None) -> Path:
+    """Validate the parameters, then execute ``notebooks/<name>.ipynb`` into ``out_dir`` (default
+    ``book/notebooks/``). ``force`` recomputes cached runs. Returns the executed notebook's path."""
+    import papermill
+    name = Path(name).stem
+    overrides = dict(overrides or {})
+    resolve_values(name, profile, overrides)  # fails here, before a kernel starts, on a bad parameter
+    out_dir = Path(out_dir or executed_dir())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.ipynb"
+    env_before = os.environ.get("STUDYLIB_FORCE")
+    if force:
+        os.environ["STUDYLIB_FORCE"] = "1"
+    try:
+        papermill.execute_notebook(
+            str(source_dir() / f"{name}.ipynb"), str(out), parameters={"PROFILE": profile, **overrides},
+            kernel_name="python3", cwd=str(source_dir()), log_output=False,
+            progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar)
+        _hide_injected_parameters(out)
+    finally:
+        if env_before is None:
+            os.environ.pop("STUDYLIB_FORCE", None)
+        else:
+            os.environ["STUDYLIB_FORCE"] = env_before
+    return out
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``, like the parameters cell: the page shows
+    the resolved parameters printed by the next cell instead."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
+
+
+def run_times(folder: Path | None = None) -> list[dict]:
+    """Profile and seconds of each executed notebook, read from papermill's metadata."""
+    rows = []
+    for nb in sorted(Path(folder or executed_dir()).glob("*.ipynb")):
+        meta = json.loads(nb.read_text())["metadata"].get("papermill", {})
+        rows.append({"notebook": nb.stem, "profile": meta.get("parameters", {}).get("PROFILE", "?"),
+                     "seconds": round(meta.get("duration") or 0.0, 1), "finished": meta.get("end_time", "")})
+    return rows
+
+
+def write_run_times_page(folder: Path | None = None, root: Path | None = None) -> Path:
+    """Write ``book/_generated/run_times.md``: the table of measured notebook run times the
+    "rerun it" page includes."""
+    rows = run_times(folder)
+    lines = ["| notebook | profile | run time (s) | finished (UTC) |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['notebook']} | {r['profile']} | {r['seconds']} | {r['finished'][:19]} |" for r in rows]
+    total = sum(r["seconds"] for r in rows)
+    lines.append(f"| **all** | | **{total:.1f}** | |")
+    out = Path(root or config.repo_root()) / "book" / "_generated" / "run_times.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def write_parameters_page(root: Path | None = None) -> Path:
+    """Write ``book/_generated/parameters.md``: every notebook's parameters and profile values."""
+    lines = []
+    for name, nb in NOTEBOOKS.items():
+        lines += [f"**{name}** ({nb.title})", "", "| parameter | accepts | " + " | ".join(PROFILES) + " | meaning |",
+                  "| --- | --- | " + " | ".join("---" for _ in PROFILES) + " | --- |"]
+        for pname, spec in nb.params.items():
+            values = " | ".join(f"`{nb.profiles[p][pname]!r}`" for p in PROFILES)
+            lines.append(f"| `{pname}` | {spec.accepts()} | {values} | {spec.help} |")
+        lines.append("")
+    out = Path(root or config.repo_root()) / "book" / "_generated" / "parameters.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    return out
+
+
+def build_book(strict: bool = True, root: Path | None = None) -> Path:
+    """Build the HTML book from the executed notebooks with jupyter-book (strict: warnings fail)."""
+    root = Path(root or config.repo_root())
+    missing = [n for n in notebook_names() if not (root / "book" / "notebooks" / f"{n}.ipynb").exists()]
+    if missing:
+        raise FileNotFoundError(f"executed notebooks missing: {', '.join(missing)}; run "
+                                "`python -m studylib run-all` (or `make notebooks`) first")
+    write_run_times_page(root / "book" / "notebooks", root)
+    write_parameters_page(root)
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(root)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    start = time.time()
+    subprocess.run(cmd, check=True)
+    print(f"book built in {time.time() - start:.0f} s: {root / '_build' / 'html' / 'index.html'}")
+    return root / "_build" / "html" / "index.html"
+
+
+def glued_values(path: Path) -> dict:
+    """The values an executed notebook glued (myst-nb ``glue``), by key: numbers as numbers, text as
+    text, figures as their ``text/plain`` stand-in. Tests assert on these: the same values the prose shows."""
+    import ast
+    import nbformat
+    values = {}
+    for cell in nbformat.read(Path(path), as_version=4).cells:
+        for out in cell.get("outputs", []):
+            scrap = out.get("metadata", {}).get("scrapbook")
+            if not scrap:
+                continue
+            data = {k[len(scrap["mime_prefix"]):]: v for k, v in out["data"].items()}
+            text = data.get("text/markdown", data.get("text/plain"))
+            try:
+                values[scrap["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[scrap["name"]] = text
+    return values

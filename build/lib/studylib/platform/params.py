@@ -1,0 +1,71 @@
+"""Notebook parameters: how one is declared (:class:`Param`) and checked (:func:`check`).
+
+Used by every chapter through :mod:`studylib.platform.profiles`, which declares each notebook's parameters
+and profiles and resolves them. A wrong name, type or value fails at once with a message naming the
+parameter and what it accepts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROFILES = ("quick", "standard", "paper")
+
+
+class ParameterError(ValueError):
+    """A notebook parameter has a wrong name, type or value."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its type (``int``, ``float``, ``str``, ``bool`` or ``list``), what it means,
+    and optional ``choices``, bounds, list item type, and whether ``None`` is a real value."""
+    kind: type
+    help: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    item: type | None = None
+    nullable: bool = False
+
+    def accepts(self) -> str:
+        kind = self.kind.__name__
+        what = ("an " if kind[0] in "aeiou" else "a ") + kind + (f" of {self.item.__name__}" if self.item else "")
+        if self.choices:
+            what = "one of " + ", ".join(map(repr, self.choices))
+        bounds = [f">= {self.low}" if self.low is not None else "", f"<= {self.high}" if self.high is not None else ""]
+        bounds = " and ".join(b for b in bounds if b)
+        return what + (f" {bounds}" if bounds else "") + (" (or 'none')" if self.nullable else "")
+
+
+def _coerce_scalar(name: str, spec: Param, kind: type, value: Any) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)  # papermill parses -p N 1e3 as a float
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ParameterError(f"parameter {name}={value!r} has type {type(value).__name__}; "
+                             f"{name} accepts {spec.accepts()}: {spec.help}")
+    return value
+
+
+def check(name: str, spec: Param, value: Any) -> Any:
+    """Validate (and normalise) one value against its spec; raise :class:`ParameterError` if wrong."""
+    if spec.nullable and (value is None or value == "none"):
+        return None
+    if spec.kind is list:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ParameterError(f"parameter {name}={value!r}: {name} accepts a non-empty list of "
+                                 f"{spec.item.__name__}: {spec.help}")
+        items = [_coerce_scalar(name, spec, spec.item, v) for v in value]
+        values = items
+    else:
+        value = _coerce_scalar(name, spec, spec.kind, value)
+        values = [value]
+    for v in values:
+        bad = ((spec.choices is not None and v not in spec.choices)
+               or (spec.low is not None and v < spec.low) or (spec.high is not None and v > spec.high))
+        if bad:
+            raise ParameterError(f"parameter {name}={value!r} is out of range; {name} accepts "
+                                 f"{spec.accepts()}: {spec.help}")
+    return items if spec.kind is list else value

@@ -1,0 +1,220 @@
+"""Every notebook's parameters and its ``quick`` / ``standard`` / ``paper`` profiles, in one place, and their
+resolution. Used by every chapter's first code cell::
+
+    P = profiles.resolve("00_data_and_models", globals())
+
+A notebook's ``parameters`` cell sets ``PROFILE`` and every other parameter to ``None``; ``None``
+means "the value of the chosen profile". A value given with papermill ``-p`` or the CLI overrides it.
+
+``quick``: CI, every notebook in a few minutes. ``standard``: the published book (its measured run times
+are on the "Rerun it" page). ``paper``: the papers' scale, for a GPU.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .params import PROFILES, Param, ParameterError, check
+
+_UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    title: str
+    params: dict[str, Param]
+    profiles: dict[str, dict]
+
+    def __post_init__(self):
+        for name in PROFILES:
+            missing = set(self.params) ^ set(self.profiles.get(name, {}))
+            if missing:
+                raise ValueError(f"{self.title}: profile {name!r} does not match the parameters: {sorted(missing)}")
+
+
+COMMON = {
+    "SEED": Param(int, "random seed for data splits, initialisation and training", low=0),
+    "DEVICE": Param(str, "where heavy work runs ('auto': CUDA when present, else CPU)",
+                    choices=("auto", "cpu", "cuda")),
+}
+
+
+def _same(**values):
+    """A profile's values on top of the common defaults."""
+    return {"SEED": 0, "DEVICE": "auto", **values}
+
+
+NOTEBOOKS: dict[str, Notebook] = {
+    "00_data_and_models": Notebook(
+        "Data and models",
+        {**COMMON,
+         "CAP": Param(int, "largest split size loaded per data set for the tour (none: all)", low=10, nullable=True),
+         "DEMO_EPOCHS": Param(int, "epochs of the cached demonstration run (an MLP on UCI digits)", low=1, high=500),
+         "DEMO_WIDTH": Param(int, "hidden width of the demonstration MLP", low=1, high=4096)},
+        {"quick": _same(CAP=300, DEMO_EPOCHS=3, DEMO_WIDTH=32),
+         "standard": _same(CAP=None, DEMO_EPOCHS=30, DEMO_WIDTH=128),
+         "paper": _same(CAP=None, DEMO_EPOCHS=100, DEMO_WIDTH=512)}),
+    "05_esd_audit": Notebook(
+        "ESD audit",
+        {**COMMON,
+         "SERIES_WIDTHS": Param(list, "hidden widths of the trained MLP series (at least 6 models for the regressions)",
+                                item=int, low=4, high=8192),
+         "SERIES_EPOCHS": Param(int, "training epochs of every member of the series", low=1, high=1000),
+         "SERIES_TRAIN": Param(int, "Fashion-MNIST training examples per model (none: all 60,000)", low=100,
+                               high=60000, nullable=True),
+         "DEFICIENT_TRAIN": Param(int, "training examples of the deficiently trained twin (GPT vs GPT-2 analogue)",
+                                  low=10, high=60000),
+         "FIG1_LAYER": Param(str, "the MiniLM-L6 matrix shown in the Fig. 1 analogue"),
+         "N_BOOT": Param(int, "bootstrap resamples for confidence intervals", low=10, high=100000),
+         "WORKERS": Param(int, "local worker processes for the training grid", low=1, high=64)},
+        {"quick": _same(SERIES_WIDTHS=[16, 24, 32, 48, 64, 96], SERIES_EPOCHS=1, SERIES_TRAIN=3000,
+                        DEFICIENT_TRAIN=300, FIG1_LAYER="encoder.layer.3.intermediate.dense", N_BOOT=100, WORKERS=1),
+         "standard": _same(SERIES_WIDTHS=[32, 64, 128, 256, 512, 1024], SERIES_EPOCHS=10, SERIES_TRAIN=None,
+                           DEFICIENT_TRAIN=1000, FIG1_LAYER="encoder.layer.3.intermediate.dense", N_BOOT=1000,
+                           WORKERS=1),
+         "paper": _same(SERIES_WIDTHS=[64, 128, 256, 512, 1024, 2048, 4096], SERIES_EPOCHS=30, SERIES_TRAIN=None,
+                        DEFICIENT_TRAIN=1000, FIG1_LAYER="encoder.layer.3.intermediate.dense", N_BOOT=2000,
+                        WORKERS=1)}),
+    "04_layer_utilization": Notebook(
+        "Layer utilization and re-initialisation",
+        {**COMMON,
+         "DATASETS": Param(list, "data sets of the grid", item=str, choices=("mnist", "fashion_mnist", "uci_digits")),
+         "WIDTHS": Param(list, "hidden widths of the 5-layer MLP (cross the interpolation threshold)", item=int,
+                         low=1, high=8192),
+         "NOISES": Param(list, "fractions of training labels shuffled", item=float, low=0.0, high=1.0),
+         "REPEATS": Param(int, "independent runs per (width, noise) cell", low=1, high=100),
+         "N_TRAIN": Param(int, "training examples per run (none: the whole training split)", low=50, nullable=True),
+         "N_TEST": Param(int, "test examples per run", low=50),
+         "MAX_EPOCHS": Param(int, "epoch cap when the training loss has not plateaued", low=1, high=100000),
+         "PATIENCE": Param(int, "epochs without a 0.1% improvement of the training loss that count as a plateau",
+                           low=1, high=10000),
+         "LR": Param(float, "SGD learning rate (momentum 0.9, batch 128)", low=1e-6, high=10.0),
+         "WORKERS": Param(int, "local worker processes for the grid", low=1, high=64)},
+        {"quick": _same(DATASETS=["mnist", "fashion_mnist"], WIDTHS=[4, 16, 64], NOISES=[0.0, 0.5], REPEATS=1,
+                        N_TRAIN=500, N_TEST=500, MAX_EPOCHS=60, PATIENCE=10, LR=0.05, WORKERS=2),
+         "standard": _same(DATASETS=["mnist", "fashion_mnist"], WIDTHS=[2, 4, 8, 16, 32, 64, 128, 256],
+                           NOISES=[0.0, 0.2, 0.4, 0.6], REPEATS=2, N_TRAIN=2000, N_TEST=2000, MAX_EPOCHS=1000,
+                           PATIENCE=50, LR=0.05, WORKERS=2),
+         "paper": _same(DATASETS=["mnist", "fashion_mnist"], WIDTHS=[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+                        NOISES=[0.0, 0.2, 0.4, 0.6, 0.8], REPEATS=3, N_TRAIN=None, N_TEST=2000, MAX_EPOCHS=10000,
+                        PATIENCE=200, LR=0.05, WORKERS=2)}),
+    "01_iiw_pretrained_vs_random": Notebook(
+        "IIW of pre-trained vs randomly initialised models",
+        {**COMMON,
+         "MODELS": Param(list, "encoders to fine-tune", item=str, choices=("minilm_l6", "minilm_l3")),
+         "TASKS": Param(list, "text tasks (stand-ins for GLUE)", item=str,
+                        choices=("rotten_tomatoes", "topic_pairs", "dialogue_pairs", "election_tweets",
+                                 "newsgroups", "reuters_r8")),
+         "N_TRAIN": Param(int, "training examples per task, split 9:1 into train and dev (none: all)", low=20,
+                          nullable=True),
+         "N_TEST": Param(int, "test examples per task", low=10),
+         "N_IIW": Param(int, "training examples the IIW is estimated on", low=4),
+         "MAX_LEN": Param(int, "tokens per example (truncated / padded)", low=8, high=512),
+         "EPOCHS": Param(int, "fine-tuning epochs", low=1, high=100),
+         "LR": Param(float, "peak Adam learning rate (linear warm-up over 10% of the steps)", low=1e-7, high=1.0),
+         "ESTIMATORS": Param(list, "IIW estimators recorded; the first is the headline", item=str,
+                             choices=("pib", "fisher", "fisher_diag")),
+         "WORKERS": Param(int, "local worker processes for the grid", low=1, high=64)},
+        {"quick": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "topic_pairs", "dialogue_pairs"],
+                        N_TRAIN=60, N_TEST=40, N_IIW=16, MAX_LEN=24, EPOCHS=1, LR=4e-5, ESTIMATORS=["pib", "fisher"],
+                        WORKERS=1),
+         "standard": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
+                           TASKS=["rotten_tomatoes", "topic_pairs", "dialogue_pairs"], N_TRAIN=320, N_TEST=300,
+                           N_IIW=64, MAX_LEN=40, EPOCHS=5, LR=1e-4, ESTIMATORS=["pib", "fisher"], WORKERS=1),
+         "paper": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
+                        TASKS=["rotten_tomatoes", "topic_pairs", "dialogue_pairs", "election_tweets", "reuters_r8"],
+                        N_TRAIN=None, N_TEST=2000, N_IIW=512, MAX_LEN=128, EPOCHS=5, LR=4e-5,
+                        ESTIMATORS=["pib", "fisher"], WORKERS=1)}),
+}
+
+# The fine-tuning chapter shares the pre-trained vs random chapter's settings (so its FT runs are the same
+# cached runs) and fine-tunes the first encoder only.
+_IIW1 = NOTEBOOKS["01_iiw_pretrained_vs_random"]
+NOTEBOOKS["02_iiw_finetuning"] = Notebook(
+    "IIW across fine-tuning epochs, and FT vs LP-FT", dict(_IIW1.params),
+    {name: {**values, "MODELS": values["MODELS"][:1], **({"EPOCHS": 3} if name == "quick" else {})}
+     for name, values in _IIW1.profiles.items()})
+
+# The Taylor-error chapter measures the pre-trained FT runs of the first chapter (the same cache entries) for
+# the first encoder, and walks each back towards theta0 at T_POINTS positions.
+NOTEBOOKS["03_iiw_taylor_error"] = Notebook(
+    "The Taylor error behind the IIW estimator",
+    {**_IIW1.params,
+     "T_POINTS": Param(int, "positions t on the path theta_Z - t * delta, log-spaced from 0.01 to 1", low=2, high=200),
+     "GAUSS_DIM": Param(int, "dimension of the Gaussian example", low=1, high=2000)},
+    {name: {**values, "MODELS": values["MODELS"][:1], "T_POINTS": 8 if name == "quick" else 15, "GAUSS_DIM": 10}
+     for name, values in _IIW1.profiles.items()})
+
+_MDL_TASKS = ("mnist", "fashion_mnist", "uci_digits", "mnist1d", "cluttered_mnist")
+NOTEBOOKS["06_model_information"] = Notebook(
+    "Model information",
+    {**COMMON,
+     "TASKS": Param(list, "ten-class tasks of the difficulty comparison", item=str, choices=_MDL_TASKS),
+     "N_TRAIN": Param(int, "training examples of every trained model", low=20),
+     "K_CODE": Param(int, "coding examples k, outside the training set", low=20),
+     "N_TEST": Param(int, "test examples for accuracy and confidence", low=10),
+     "WIDTH": Param(int, "hidden width of the two-layer MLP", low=1, high=4096),
+     "MAX_EPOCHS": Param(int, "epoch cap of every training (Adam, early stopping)", low=1, high=1000),
+     "PATIENCE": Param(int, "epochs without a lower held-out loss before stopping", low=1, high=100),
+     "NOISE_LEVELS": Param(list, "fractions of noisy MNIST examples (0 first)", item=float, low=0.0, high=1.0),
+     "DOMAINS": Param(list, "digit domains of the similarity study", item=str,
+                      choices=("mnist", "uci_digits", "cluttered_mnist")),
+     "N_FEATURES": Param(int, "images per domain for the feature distances d1, d2", low=10),
+     "CAP_WIDTHS": Param(list, "MLP widths of the capacity study", item=int, low=1, high=4096),
+     "CAP_CLASSES": Param(list, "numbers of Fashion-MNIST classes of the capacity study", item=int, low=2, high=10),
+     "RESNET_WIDTH": Param(int, "first-stage width of the ablated ResNet (stages w, 2w, 4w)", low=1, high=256),
+     "TEACHER_WIDTHS": Param(list, "MLP widths of the teachers, smallest first", item=int, low=1, high=4096),
+     "STUDENT_WIDTH": Param(int, "MLP width of the student", low=1, high=4096),
+     "ALPHAS": Param(list, "distillation weights alpha (temperature 4)", item=float, low=0.0, high=1.0),
+     "REPEATS": Param(int, "independent seeds per setting (SEED, SEED + 1, ...); the tables show their mean", low=1,
+                      high=100),
+     "WORKERS": Param(int, "local worker processes for the grids", low=1, high=64)},
+    {"quick": _same(TASKS=list(_MDL_TASKS), N_TRAIN=300, K_CODE=200, N_TEST=200, WIDTH=64, MAX_EPOCHS=8, PATIENCE=2,
+                    NOISE_LEVELS=[0.0, 0.1, 0.2], DOMAINS=["mnist", "uci_digits", "cluttered_mnist"], N_FEATURES=40,
+                    CAP_WIDTHS=[4, 32], CAP_CLASSES=[2, 6, 10], RESNET_WIDTH=4, TEACHER_WIDTHS=[16, 128],
+                    STUDENT_WIDTH=4, ALPHAS=[0.0, 0.5], REPEATS=1, WORKERS=1),
+     "standard": _same(TASKS=["mnist", "fashion_mnist", "mnist1d", "cluttered_mnist"], N_TRAIN=2000, K_CODE=2000,
+                       N_TEST=1000, WIDTH=256, MAX_EPOCHS=30,
+                       PATIENCE=4, NOISE_LEVELS=[0.0, 0.05, 0.1, 0.2], DOMAINS=["mnist", "uci_digits", "cluttered_mnist"],
+                       N_FEATURES=300, CAP_WIDTHS=[4, 16, 64, 256], CAP_CLASSES=[2, 4, 6, 8, 10], RESNET_WIDTH=8,
+                       TEACHER_WIDTHS=[16, 64, 256], STUDENT_WIDTH=8, ALPHAS=[0.0, 0.1, 0.3, 0.5, 0.9], REPEATS=3, WORKERS=2),
+     "paper": _same(TASKS=["mnist", "fashion_mnist", "mnist1d", "cluttered_mnist"], N_TRAIN=2500, K_CODE=1500,
+                    N_TEST=1000, WIDTH=512, MAX_EPOCHS=100, PATIENCE=10, NOISE_LEVELS=[0.0, 0.05, 0.1, 0.2],
+                    DOMAINS=["mnist", "uci_digits", "cluttered_mnist"], N_FEATURES=1000, CAP_WIDTHS=[4, 16, 64, 256, 1024],
+                    CAP_CLASSES=[2, 4, 6, 8, 10], RESNET_WIDTH=16, TEACHER_WIDTHS=[16, 64, 256, 1024], STUDENT_WIDTH=8,
+                    ALPHAS=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], REPEATS=5, WORKERS=2)})
+
+
+def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The full parameter set of ``notebook``: the profile's values overridden by ``given``
+    (a ``None`` in ``given`` means "use the profile's value")."""
+    if notebook not in NOTEBOOKS:
+        raise ParameterError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
+    profile = profile or "standard"
+    if profile not in PROFILES:
+        raise ParameterError(f"parameter PROFILE={profile!r} is not a profile; PROFILE accepts one of "
+                             f"{', '.join(PROFILES)}")
+    spec = NOTEBOOKS[notebook]
+    unknown = sorted(set(given) - set(spec.params) - {"PROFILE"})
+    if unknown:
+        raise ParameterError(f"unknown parameter {', '.join(unknown)} for {notebook}; it accepts "
+                             f"PROFILE, {', '.join(spec.params)}")
+    values = {"PROFILE": profile}
+    for name, param in spec.params.items():
+        raw = given.get(name)
+        values[name] = check(name, param, spec.profiles[profile][name] if raw is None else raw)
+    return values
+
+
+def resolve(notebook: str, namespace: dict[str, Any], echo: bool = True) -> dict[str, Any]:
+    """Resolve a notebook's parameters from its globals, write the resolved values back into them
+    and return them. Every UPPER_CASE global is taken as a parameter, so a misspelt ``-p`` name fails."""
+    given = {k: v for k, v in namespace.items() if _UPPER.match(k) and k != "PROFILE"}
+    values = resolve_values(notebook, namespace.get("PROFILE"), given)
+    namespace.update(values)
+    if echo:
+        import textwrap
+        print(textwrap.fill("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()), 100,
+                            subsequent_indent="    "))
+    return values

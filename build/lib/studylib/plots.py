@@ -1,0 +1,399 @@
+"""Plot helpers shared by the chapters: the book's style, image grids, class counts, training curves and each
+chapter's figures.
+
+Introduced on the "data and models" page. Importing this module changes no matplotlib setting; every chapter
+calls :func:`book_style` once.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: the book's matplotlib settings (see :func:`book_style`)
+BOOK_STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+              "axes.spines.right": False, "font.size": 10}
+
+
+def book_style() -> None:
+    """Apply the book's figure style (:data:`BOOK_STYLE`) to matplotlib; every chapter calls it once."""
+    plt.rcParams.update(BOOK_STYLE)
+
+
+def image_grid(datasets, per_class: int = 1, seed: int = 0):
+    """One row per image data set: ``per_class`` training images of each class, labelled."""
+    rng = np.random.default_rng(seed)
+    cols = max(d.num_classes for d in datasets) * per_class
+    fig, axes = plt.subplots(len(datasets), cols, figsize=(cols * 0.9, len(datasets) * 1.15), squeeze=False)
+    for row, d in zip(axes, datasets):
+        picks = [i for c in range(d.num_classes)
+                 for i in rng.choice(np.flatnonzero(d.y_train == c), per_class, replace=False)]
+        for ax, i in zip(row, picks):
+            ax.imshow(d.x_train[i, 0], cmap="gray_r")
+            ax.set_title(d.classes[d.y_train[i]][:11], fontsize=7)
+        for ax in row:
+            ax.axis("off")
+        row[0].text(-0.4, 0.5, d.name, transform=row[0].transAxes, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(datasets):
+    """Small multiples: training examples per class for each data set."""
+    n = len(datasets)
+    cols = 3
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)
+    for ax, d in zip(axes.flat, datasets):
+        counts = np.bincount(d.y_train, minlength=d.num_classes)
+        ax.bar(range(d.num_classes), counts, color="tab:blue")
+        ax.set_title(f"{d.name} (train, n={len(d.y_train):,})", fontsize=9)
+        ax.set_xticks(range(d.num_classes))
+        ax.set_xticklabels([c[:10] for c in d.classes], rotation=90 if d.num_classes > 4 else 0, fontsize=7)
+        ax.set_ylabel("examples")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(records: list[dict], title: str = ""):
+    """Train and test accuracy and loss per epoch from a run's records."""
+    epochs = [r["epoch"] for r in records]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for split, style in (("train", "-"), ("test", "--")):
+        a.plot(epochs, [r[f"{split}_acc"] for r in records], style, label=split)
+        b.plot(epochs, [r[f"{split}_loss"] for r in records], style, label=split)
+    a.set(xlabel="epoch", ylabel="accuracy", title=title)
+    b.set(xlabel="epoch", ylabel="cross-entropy (nats)")
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    a.legend()
+    fig.tight_layout()
+    return fig
+
+
+def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge: float, title: str):
+    """ESD audit chapter, the paper's Fig. 1: (left) histogram of log10 eigenvalues of a matrix and of
+    the same matrix with its entries shuffled, with the Marchenko-Pastur bulk edge; (right) the
+    complementary CDF of the eigenvalues on log-log axes with the fitted power-law tail."""
+    left, right = axes
+    bins = np.histogram_bin_edges(np.log10(np.concatenate([evals[evals > 0], shuffled[shuffled > 0]])), 60)
+    left.hist(np.log10(evals[evals > 0]), bins, alpha=0.6, label="trained", color="tab:blue")
+    left.hist(np.log10(shuffled[shuffled > 0]), bins, alpha=0.6, label="entries shuffled", color="tab:gray")
+    left.axvline(np.log10(mp_edge), color="k", ls="--", lw=1, label="MP bulk edge")
+    left.set(xlabel=r"$\log_{10}\lambda$", ylabel="count", title=title)
+    left.legend(fontsize=7)
+    x = np.sort(evals[evals > 0])
+    ccdf = 1 - np.arange(len(x)) / len(x)
+    right.loglog(x, ccdf, ".", ms=3, color="tab:blue", label="ESD")
+    if np.isfinite(fit_alpha):
+        tail = x[x >= fit_xmin]
+        start = (x >= fit_xmin).mean()
+        right.loglog(tail, start * (tail / fit_xmin) ** (1 - fit_alpha), "r-", lw=1.5,
+                     label=rf"power law, $\alpha$={fit_alpha:.2f}")
+        right.axvline(fit_xmin, color="r", ls=":", lw=1)
+    right.set(xlabel=r"$\lambda$", ylabel=r"$P(\Lambda \geq \lambda)$")
+    right.legend(fontsize=7)
+
+
+def correlation_flow(flow, groups: dict[str, list[str]]):
+    """ESD audit chapter: alpha of each layer against relative depth, one panel per group of models."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), sharey=True, squeeze=False)
+    for ax, (title, names) in zip(axes[0], groups.items()):
+        for name in names:
+            d = flow[flow.model == name]
+            ax.plot(d.depth, d.alpha, "o-", ms=3, lw=1, label=name)
+        ax.axhspan(2, 6, color="green", alpha=0.07)
+        ax.set(xlabel="relative depth", title=title, yscale="log")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(r"$\alpha$ (band: 2 to 6)")
+    fig.tight_layout()
+    return fig
+
+
+def metric_vs_accuracy(frame, metrics, accuracy_label: str):
+    """ESD audit chapter: one row of panels per series (accuracy against each metric), so that series
+    with different accuracy scales are never mixed."""
+    groups = list(frame.groupby("series", sort=False))
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(2.6 * len(metrics), 2.5 * len(groups)), squeeze=False)
+    for row, (series, d) in zip(axes, groups):
+        for ax, metric in zip(row, metrics):
+            ax.plot(d[metric], d.accuracy, "o", color="tab:blue")
+            for _, r in d.iterrows():
+                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.set_xlabel(metric, fontsize=8)
+        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paired_histograms(frames: dict, column: str, xlabel: str, ax=None, bins: int = 25):
+    """ESD audit chapter, GPT vs GPT-2 analogue: overlaid histograms of one per-layer column."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    values = {k: v[column].replace([np.inf, -np.inf], np.nan).dropna() for k, v in frames.items()}
+    edges = np.histogram_bin_edges(np.concatenate([v.to_numpy() for v in values.values()]), bins)
+    for name, v in values.items():
+        ax.hist(v, edges, alpha=0.55, label=f"{name} (n={len(v)})")
+    ax.set(xlabel=xlabel, ylabel="layers")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _cell_table(frame, value, rows="noise", cols="width"):
+    return frame.groupby([rows, cols])[value].mean().unstack(cols).sort_index(ascending=False)
+
+
+def layer_heatmaps(layers, value: str, title: str, symmetric: bool = False, mark_row_max: bool = False):
+    """Layer utilization chapter (Figs. 1, 2 and 5): one heatmap per layer, width across, noise ratio down,
+    the mean over repeats; log colour scale (symmetric-log when ``symmetric``, for signed contributions);
+    with ``mark_row_max`` each row's maximum is outlined in green."""
+    from matplotlib.colors import LogNorm, SymLogNorm
+    layer_ids = sorted(layers.layer.unique())
+    tables = [_cell_table(layers[layers.layer == i], value) for i in layer_ids]
+    finite = np.concatenate([t.to_numpy().ravel() for t in tables])
+    finite = finite[np.isfinite(finite)]
+    if symmetric:
+        vmax = float(np.abs(finite).max()) if len(finite) else 1.0
+        norm = SymLogNorm(linthresh=max(vmax * 1e-3, 1e-6), vmin=-vmax, vmax=vmax)
+        cmap = "RdBu_r"
+    else:
+        positive = finite[finite > 0]
+        norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if len(positive) else None
+        cmap = "viridis"
+    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.5 * len(layer_ids) + 1, 2.9), sharey=True)
+    for ax, i, t in zip(np.atleast_1d(axes), layer_ids, tables):
+        im = ax.imshow(t.to_numpy(), aspect="auto", cmap=cmap, norm=norm)
+        ax.set_xticks(range(t.shape[1]))
+        ax.set_xticklabels(t.columns, rotation=90, fontsize=7)
+        ax.set_yticks(range(t.shape[0]))
+        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
+        ax.set_title(f"layer {i}", fontsize=9)
+        ax.set_xlabel("width", fontsize=8)
+        if mark_row_max:
+            for r, row in enumerate(t.to_numpy()):
+                if np.isfinite(row).any():
+                    c = int(np.nanargmax(row))
+                    ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="lime", lw=2))
+        ax.grid(False)
+    np.atleast_1d(axes)[0].set_ylabel("noise ratio")
+    fig.colorbar(im, ax=axes, fraction=0.025, pad=0.02)
+    fig.suptitle(title, fontsize=10, y=1.03)
+    return fig
+
+
+def run_heatmaps(runs, values: dict[str, str], thresholds=None):
+    """Layer utilization chapter (Fig. 3): run-level heatmaps (width across, noise down) with the
+    interpolation threshold (the smallest width that fits the noisy training labels) marked by a white line."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 3.1), squeeze=False)
+    for ax, (value, label) in zip(axes[0], values.items()):
+        t = _cell_table(runs, value)
+        im = ax.imshow(t.to_numpy(), aspect="auto", cmap="magma")
+        ax.set_xticks(range(t.shape[1]))
+        ax.set_xticklabels(t.columns, fontsize=7)
+        ax.set_yticks(range(t.shape[0]))
+        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
+        ax.set(xlabel="width", ylabel="noise ratio", title=label)
+        if thresholds is not None:
+            th = thresholds.set_index("noise").threshold_width
+            for r, noise in enumerate(t.index):
+                w = th.get(noise, np.nan)
+                if np.isfinite(w):
+                    c = list(t.columns).index(w)
+                    ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="white", lw=2.5)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def utilization_scatter(layers, target: str, xlabel: str):
+    """Layer utilization chapter (Fig. 4): each layer's utilization against a run-level target, one panel
+    per layer, under-parameterised runs in blue and over-parameterised ones in red."""
+    layer_ids = sorted(layers.layer.unique())
+    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.6 * len(layer_ids), 2.7), sharex=True)
+    for ax, i in zip(axes, layer_ids):
+        d = layers[layers.layer == i]
+        for side, colour in (("under", "tab:blue"), ("over", "tab:red")):
+            s = d[d.side == side]
+            ax.scatter(s[target], s.utilization, s=10, color=colour, alpha=0.7, label=f"{side}-parameterised")
+        ax.set(title=f"layer {i}", xlabel=xlabel, yscale="log")
+    axes[0].set_ylabel(r"utilization $\Vert W - W_0 \Vert_F$")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def contribution_by_depth(layers, values: dict[str, str]):
+    """Layer utilization chapter (Fig. 5 summary): mean contribution by layer depth, per noise ratio."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.4 * len(values), 3), squeeze=False)
+    for ax, (value, label) in zip(axes[0], values.items()):
+        for noise, d in layers.groupby("noise"):
+            m = d.groupby("layer")[value].mean()
+            ax.plot(m.index, m.to_numpy(), "o-", label=f"noise {noise:.1f}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(xlabel="layer (1 = input side)", ylabel=label)
+        ax.set_yscale("symlog", linthresh=1e-2)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def twin_axis_layers(layerwise, estimator_label: str):
+    """IIW chapter (the paper's Fig. 1): IIW by group, pre-trained on the left axis and random on the right
+    (their scales differ by orders of magnitude), one panel per (model, task)."""
+    keys = list(layerwise.groupby(["model", "task"]).groups)
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), squeeze=False)
+    for ax, (model, task) in zip(axes.flat, keys):
+        d = layerwise[(layerwise.model == model) & (layerwise.task == task)]
+        order = ["embedding"] + sorted((g for g in d.group.unique() if g.startswith("layer_")),
+                                       key=lambda g: int(g.split("_")[1])) + ["fc"]
+        labels = [g.replace("layer_", "") for g in order]
+        pre = d[d.init == "pre-trained"].set_index("group").iiw.reindex(order)
+        rnd = d[d.init == "random"].set_index("group").iiw.reindex(order)
+        ax.plot(labels, pre.to_numpy(), "o-", color="tab:orange", label="pre-trained (left axis)")
+        ax.set_ylabel("pre-trained", color="tab:orange", fontsize=8)
+        right = ax.twinx()
+        right.plot(labels, rnd.to_numpy(), "s--", color="tab:green", label="random (right axis)")
+        right.set_ylabel("random", color="tab:green", fontsize=8)
+        right.grid(False)
+        ax.set_title(f"{model}, {task}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(f"IIW by group ({estimator_label}); orange: pre-trained (left axis), green: random (right axis)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def iiw_epochs(epochs, variants):
+    """IIW fine-tuning chapter (the paper's Fig. 2): IIW (left axis, log scale) and test accuracy (right
+    axis) per epoch, one panel per task, one colour per variant (IIW from epoch 1: it is 0 at theta0 by
+    definition); the lowest-IIW epoch is ringed and the best-accuracy epoch starred."""
+    tasks = list(dict.fromkeys(epochs.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
+    colours = dict(zip(variants, ("tab:orange", "tab:green", "tab:purple", "tab:blue")))
+    for ax, task in zip(axes[0], tasks):
+        right = ax.twinx()
+        for v in variants:
+            d = epochs[(epochs.task == task) & (epochs.variant == v)].sort_values("epoch")
+            if d.empty:
+                continue
+            c = colours[v]
+            trained = d[d.epoch > 0]
+            ax.plot(trained.epoch, trained.iiw, "o-", color=c, label=f"{v} IIW")
+            right.plot(d.epoch, d.test_acc, "s--", color=c, alpha=0.6, label=f"{v} accuracy")
+            lo = trained.loc[trained.iiw.idxmin()]
+            best = trained.loc[trained.test_acc.idxmax()]
+            ax.plot(lo.epoch, lo.iiw, "o", ms=12, mfc="none", mec=c, mew=2)
+            right.plot(best.epoch, best.test_acc, "*", ms=13, color=c)
+        ax.set(title=task, xlabel="epoch", ylabel="IIW (solid)", yscale="log")
+        right.set_ylabel("test accuracy (dashed)")
+        right.grid(False)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def gaussian_taylor(curves):
+    """Taylor-error chapter: exact KL (solid) and its second-order expansion (dashed) for a Gaussian whose mean,
+    covariance scale or both change (left), and the relative error of the expansion (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (change, d), c in zip(curves.groupby("change", sort=False), ("tab:blue", "tab:orange", "tab:purple")):
+        left.plot(d["size"], d.kl_exact, "-", color=c, label=f"{change}: exact")
+        left.plot(d["size"], d.kl_quadratic, "--", color=c, label=f"{change}: quadratic")
+        right.plot(d["size"], d.rel_error.abs().clip(lower=1e-17), "o-", ms=3, color=c, label=change)
+    left.set(xscale="log", yscale="log", xlabel="size of the change (Mahalanobis shift r, or scale change s)",
+             ylabel="KL (nats)")
+    right.set(xscale="log", yscale="log", xlabel="size of the change", ylabel="|quadratic / exact - 1|")
+    right.axhline(0.1, color="grey", lw=0.8, ls=":")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def taylor_paths(results):
+    """Taylor-error chapter: along theta_Z - t delta, the exact predictive KL and the two quadratic forms (top),
+    and the relative error of the model-Fisher term (bottom), one column per task."""
+    fig, axes = plt.subplots(2, len(results), figsize=(4.4 * len(results), 6), squeeze=False, sharex=True)
+    for (top, bottom), r in zip(axes.T, results):
+        p = r["path"]
+        top.plot(p.t, p.kl_exact, "o-", ms=3, color="black", label="exact KL")
+        top.plot(p.t, p.kl_model_fisher, "--", color="tab:blue", label=r"$\frac{t^2}{2}\delta^\top F\delta$ (model Fisher)")
+        top.plot(p.t, p.kl_empirical_fisher, ":", color="tab:red", label="same, empirical Fisher (IIW)")
+        top.set(xscale="log", yscale="log", title=f"{r['model']}, {r['task']}", ylabel="mean KL (nats)")
+        bottom.plot(p.t, p.rel_error, "o-", ms=3, color="tab:blue", label="model Fisher")
+        bottom.plot(p.t, p.rel_error_empirical, "s:", ms=3, color="tab:red", label="empirical Fisher")
+        bottom.axhspan(-0.1, 0.1, color="grey", alpha=0.15, lw=0)
+        bottom.axhline(0, color="grey", lw=0.8)
+        bottom.set(xscale="log", xlabel="t  (t = 1: weight tensors at theta_0)", ylabel="quadratic / exact - 1")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def delta_histograms(results):
+    """Taylor-error chapter (the paper's Fig. 3): histogram of ``log10 |theta_Z - theta_0|`` over the parameters that
+    moved, with their Q2 and Q3 (solid, dashed) and the paper's 1e-4 and 1e-3 marks (dotted), one panel per task."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        h = r["histogram"]
+        ax.stairs(h["counts"], 10.0 ** h["edges"], fill=True, color="tab:blue", alpha=0.6)
+        ax.axvline(r["moved_q50"], color="black", lw=1.2, label=f"Q2 = {r['moved_q50']:.1e}")
+        ax.axvline(r["moved_q75"], color="black", lw=1.2, ls="--", label=f"Q3 = {r['moved_q75']:.1e}")
+        for mark in (1e-4, 1e-3):
+            ax.axvline(mark, color="tab:red", lw=0.8, ls=":")
+        filled = np.flatnonzero(h["counts"])
+        if filled.size:
+            ax.set_xlim(10.0 ** min(h["edges"][filled[0]] - 0.5, -4.5), 10.0 ** max(h["edges"][filled[-1] + 1] + 0.5, -2.5))
+        ax.set(xscale="log", xlabel=r"$|\theta_Z - \theta_0|$", ylabel="parameters",
+               title=f"{r['task']} ({r['unchanged']:.0%} unchanged)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lines_by(frame, x: str, values: dict[str, str], hue: str, logx: bool = False):
+    """Model-information chapter: one panel per column of ``values`` (column -> axis label), one line per ``hue``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.3 * len(values), 3.2), squeeze=False)
+    for ax, (col, label) in zip(axes[0], values.items()):
+        for key, d in frame.groupby(hue, sort=False):
+            d = d.sort_values(x)
+            ax.plot(d[x], d[col], "o-", label=str(key))
+        ax.set(xlabel=x, ylabel=label, xscale="log" if logx else "linear")
+    axes[0][0].legend(fontsize=7, title=hue, title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def pair_heatmaps(pairs, values: dict[str, str]):
+    """Model-information chapter (the paper's Fig. 5): a source x target heat map per column of ``values``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.3), squeeze=False)
+    for ax, (col, title) in zip(axes[0], values.items()):
+        table = pairs.pivot(index="source", columns="target", values=col)
+        im = ax.imshow(table.to_numpy(), cmap="viridis")
+        ax.set_xticks(range(len(table.columns)), [c.replace("_", "\n") for c in table.columns], fontsize=7)
+        ax.set_yticks(range(len(table.index)), [c.replace("_", "\n") for c in table.index], fontsize=7)
+        for (i, j), v in np.ndenumerate(table.to_numpy()):
+            ax.text(j, i, f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}", ha="center", va="center", color="w", fontsize=8)
+        ax.set(title=title, xlabel="target", ylabel="source")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.tight_layout()
+    return fig
+
+
+def component_bars(frame, label: str, values: dict[str, str]):
+    """Model-information chapter (the paper's Fig. 7): bars of each column of ``values`` per ``label``."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.6 * len(values), 3.2), squeeze=False)
+    for ax, (col, title) in zip(axes[0], values.items()):
+        ax.bar(range(len(frame)), frame[col], color="tab:blue")
+        ax.set_xticks(range(len(frame)), frame[label], rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel=title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,10 @@
+"""One module per chapter: its grid over cached runs, the paper's published tables, our tables and its claims.
+
+- :mod:`~studylib.studies.iiw`: the three IIW chapters (pre-trained vs random, fine-tuning epochs, Taylor error);
+- :mod:`~studylib.studies.utilization`: layer utilization and re-initialisation;
+- :mod:`~studylib.studies.esd`: the ESD audit;
+- :mod:`~studylib.studies.model_information`: model information.
+
+Study modules sit outside the runs' cache keys: a change to a table or a verdict rule re-reads, never
+retrains.
+"""
