@@ -32,25 +32,52 @@ def _layer(module: str) -> str:
     return parts[1] if len(parts) >= 2 and parts[1] in ALLOWED else "base"
 
 
-def _studylib_imports(path: Path, module: str) -> set[str]:
+def _modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in PACKAGE.rglob("*.py")}
+
+
+def _studylib_imports(path: Path, module: str, top_level_only: bool = False) -> set[str]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in (tree.body if top_level_only else ast.walk(tree)):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
-            out.update(f"{base}.{a.name}" if base == "studylib" else base for a in node.names)
+            out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names)
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
     return {m for m in out if m.startswith("studylib.")}
 
 
+MODULES = _modules()
+
+
+def test_no_import_cycles():
+    modules = MODULES
+    graph = {m: {t for t in _studylib_imports(p, m, top_level_only=True) if t in modules and t != m}
+             for m, p in modules.items()}
+    done, path = set(), []
+
+    def visit(m):
+        assert m not in path, " -> ".join(path[path.index(m):] + [m])
+        if m not in done:
+            path.append(m)
+            for t in graph[m]:
+                visit(t)
+            path.pop()
+            done.add(m)
+
+    for m in graph:
+        visit(m)
+
+
 def test_layers_import_only_downwards():
     bad = []
-    for path in PACKAGE.rglob("*.py"):
-        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for module, path in MODULES.items():
         if module in ("studylib", "studylib.__main__"):
             continue
         for target in _studylib_imports(path, module):
