@@ -80,6 +80,11 @@ def reinit_effect(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _tau(x, y) -> float:
+    """Kendall tau, NaN (without scipy's small-sample warning) below two points."""
+    return stats.kendalltau(x, y)[0] if len(x) >= 2 else float("nan")
+
+
 def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFrame, taus: pd.DataFrame) -> pd.DataFrame:
     """The claims of seed 001, each with the evidence computed here and a verdict."""
     out = ClaimsTable()
@@ -106,7 +111,7 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
             f"layer {last} peaks at a width >= layer 1's in {later:.0%} of rows", later >= 0.75, later >= 0.5)
     # C5: the interpolation threshold moves to larger widths as noise grows
     th = thresholds.dropna(subset=["threshold_width"])
-    t_th = (th.groupby("dataset").apply(lambda d: stats.kendalltau(d.noise, d.threshold_width)[0], include_groups=False)
+    t_th = (th.groupby("dataset").apply(lambda d: _tau(d.noise, d.threshold_width), include_groups=False)
             if len(th) else pd.Series(dtype=float))
     missing = int(thresholds.threshold_width.isna().sum())
     out.add("The interpolation threshold moves to larger widths as noise grows", "001 §4.3, Fig. 3",

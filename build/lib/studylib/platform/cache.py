@@ -74,16 +74,15 @@ def _imports(module: str, roots: set[str]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_bytes())):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found.update(a.name for a in node.names if a.name.split(".")[0] in roots)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.add(sub if importlib.util.find_spec(base) and _is_module(sub) else base)
-    return {m for m in found if m.split(".")[0] in roots}
+            if base.split(".")[0] in roots:  # other packages are never looked up (nor imported)
+                found.update(f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base for a in node.names)
+    return found
 
 
 def _is_module(name: str) -> bool:
