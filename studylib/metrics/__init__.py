@@ -11,8 +11,8 @@ transformers, papermill nor matplotlib.
 - :mod:`~studylib.metrics.mdl`: prequential codelength and model information, in bits.
 
 A batch, for the metrics that run a model, is a dict of the model's keyword inputs plus ``labels``; a plain
-module's single tensor input is under ``x`` (:mod:`studylib.core`). The IIW function is exported as
-``information_in_weights`` (the module :mod:`~studylib.metrics.iiw` keeps its name; it is :func:`studylib.metrics.iiw.iiw`).
+module's single tensor input is under ``x`` (:mod:`studylib.core`). The IIW function,
+:func:`studylib.metrics.iiw.iiw`, is exported as ``information_in_weights`` (the module keeps the name ``iiw``).
 """
 from .esd import (alpha_interval, analyze, eigenvalues, esd_distance, layer_matrices, marchenko_pastur_edge,
                   shuffle_entries, spectral_metrics, summarize, tracy_widom_scale)

@@ -1,8 +1,8 @@
 """Layer utilization, layer contribution, generalization and resilience (Wang & Yang, seed 001).
 
 Used by the layer utilization and re-initialisation chapter. The metrics; the chapter's runs are in
-:mod:`studylib.runs.utilization`, its grid and claims in :mod:`studylib.studies.utilization`. Definitions, with W_l the trained and
-W_l^0 the initial weights of layer l:
+:mod:`studylib.runs.utilization`, its grid and claims in :mod:`studylib.studies.utilization`. Definitions,
+with W_l the trained and W_l^0 the initial weights of layer l:
 
 - contribution of layer l (Definition 5): metric(model with layer l reset to W_l^0) - metric(model);
 - utilization of layer l (Definition 6): the distance ||W_l - W_l^0||. The paper says "l2"; we report
