@@ -1,5 +1,6 @@
 """The package as a library: its layers, its public metric API, and an install with the core dependencies only."""
 import ast
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -116,10 +117,14 @@ def test_public_api():
 @pytest.mark.slow
 def test_a_fresh_venv_with_the_core_dependencies_runs_the_metrics(tmp_path):
     """``pip install studylib`` with no extras (pinned by requirements.lock), then a metric on a small model."""
+    src = tmp_path / "src"  # a copy of the package's sources: the build writes nothing into the checkout
+    shutil.copytree(ROOT / "studylib", src / "studylib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     env = tmp_path / "venv"
     venv.create(env, with_pip=True)
     py = env / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", "-c", ROOT / "requirements.lock", ROOT], check=True,
+    subprocess.run([py, "-m", "pip", "install", "-q", "-c", ROOT / "requirements.lock", src], check=True,
                    capture_output=True)
     code = textwrap.dedent("""
         import sys, torch

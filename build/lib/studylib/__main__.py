@@ -1,3 +1,0 @@
-from studylib.platform.cli import main
-
-raise SystemExit(main())
