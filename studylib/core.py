@@ -26,15 +26,10 @@ def device(requested: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def model_inputs(batch: dict) -> dict:
-    """The batch without its ``labels``: the model's keyword inputs (or ``{"x": tensor}``)."""
-    return {k: v for k, v in batch.items() if k != "labels"}
-
-
 def logits(model: nn.Module, batch: dict) -> torch.Tensor:
     """The model's logits for a batch: ``model(x)`` for an ``x`` batch, else ``model(**inputs)``; a
     transformers output is unwrapped (``.logits``)."""
-    inputs = model_inputs(batch)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
     out = model(inputs["x"]) if set(inputs) == {"x"} else model(**inputs)
     return out.logits if hasattr(out, "logits") else out
 

@@ -47,6 +47,11 @@ def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.r
     return (float(bounds[0, 0]), float(bounds[1, 0])) if scalar else (bounds[0], bounds[1])
 
 
+def kendall_tau(x, y) -> float:
+    """Kendall's tau of ``x`` and ``y``; NaN (without scipy's small-sample warning) below two points."""
+    return float(stats.kendalltau(x, y)[0]) if len(x) >= 2 else math.nan
+
+
 def series_regression(metric, accuracy, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """Ordinary least squares of ``accuracy`` on ``metric`` over the models of one series.
 

@@ -15,7 +15,7 @@ from ..metrics import taylor
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs import finetune
-from ..stats import bootstrap_interval
+from ..stats import bootstrap_interval, kendall_tau
 
 #: seed 000, Table 1: IIW (the PAC-Bayes IB code) and test accuracy after fine-tuning, pre-trained vs random,
 #: BERT / RoBERTa / ELECTRA base on GLUE (dev sets as test sets).
@@ -153,7 +153,7 @@ def epoch_taus(epochs: pd.DataFrame, n_boot: int = 500, seed: int = 0) -> pd.Dat
     for (model, task, variant), d in epochs[epochs.epoch > 0].groupby(["model", "task", "variant"]):
         x, y = d.iiw.to_numpy(), d.test_acc.to_numpy()
         tau = stats.kendalltau(x, y)[0]
-        lo, hi = bootstrap_interval(lambda a, b: stats.kendalltau(a, b)[0], x, y, n_boot=n_boot, seed=rng)
+        lo, hi = bootstrap_interval(kendall_tau, x, y, n_boot=n_boot, seed=rng)
         rows.append({"model": model, "task": task, "variant": variant, "kendall_tau": tau, "tau_lo": lo, "tau_hi": hi,
                      "two_phase": two_phase(d.sort_values("epoch").iiw)})
     return pd.DataFrame(rows)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..claims import ClaimsTable
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs.mdl import NUM_CLASSES, ablation_run, distillation_run, domain_run, info_run
+from ..stats import kendall_tau
 
 
 def seeds(settings: dict, repeats: int) -> list[int]:
@@ -139,10 +139,6 @@ def transfer_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return table.pivot(index="source", columns="target", values="diff")
 
 
-def _tau(x, y) -> float:
-    return float(stats.kendalltau(x, y)[0])
-
-
 def _trend(tau: float) -> tuple[bool, bool]:
     """(held, partly held) for a claimed increasing trend with Kendall ``tau``: 1 (every pair in order), or > 0."""
     return tau == 1, tau > 0
@@ -167,13 +163,13 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
             _pair(info, "cluttered_mnist", "mnist"))
     out.add("Natural objects (CIFAR-10) carry more information than digits", "003 §3, Fig. 1",
             f"Fashion-MNIST {fmt('fashion_mnist')} bits vs MNIST {fmt('mnist')}", _pair(info, "fashion_mnist", "mnist"))
-    tau_acc, tau_conf = _tau(tasks.info_bits, tasks.acc), _tau(tasks.info_bits, tasks.confidence)
+    tau_acc, tau_conf = kendall_tau(tasks.info_bits, tasks.acc), kendall_tau(tasks.info_bits, tasks.confidence)
     out.add("The more information a task needs, the lower accuracy and confidence", "003 §3, Fig. 1",
             f"Kendall tau over {len(tasks)} tasks: information vs accuracy {tau_acc:+.2f}, vs confidence {tau_conf:+.2f}",
             tau_acc < 0 and tau_conf < 0, tau_acc < 0 or tau_conf < 0)
     by = {n: d.sort_values("level") for n, d in noise.groupby("noise")}
     pix = by["missing_pixels"]
-    tau_pix = _tau(pix.level, pix.info_bits)
+    tau_pix = kendall_tau(pix.level, pix.info_bits)
     out.add("Missing pixels make the task need more information", "003 §3, Table 2, Fig. 3",
             f"information at levels {', '.join(f'{v:g}' for v in pix.level)}: {', '.join(f'{v:.0f}' for v in pix.info_bits)} bits "
             f"(tau {tau_pix:+.2f})", *_trend(tau_pix))
@@ -190,13 +186,13 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
             all(less_conf), any(less_conf))
     off = domains[domains.source != domains.target]
     in_range = bool(((off.S >= 0) & (off.S <= 1)).all())
-    tau_d = _tau(off.S, -off.d1)
+    tau_d = kendall_tau(off.S, -off.d1)
     out.add("S is a similarity in [0, 1] that largely agrees with feature distances", "003 §4, Fig. 5",
             f"off-diagonal S from {off.S.min():.2f} to {off.S.max():.2f}; Kendall tau (S, -d1) {tau_d:+.2f}",
             in_range and tau_d > 0, in_range or tau_d > 0)
     out.add(*_saturation(capacity))
     cap = capacity.pivot_table(index="classes", columns="width", values="info_bits").max()
-    tau_cap = _tau(cap.index, cap.values)
+    tau_cap = kendall_tau(cap.index, cap.values)
     out.add("Capacity grows with the number of parameters", "003 §5, Fig. 6b",
             f"largest information per width {', '.join(f'{w}: {v:.0f}' for w, v in cap.items())} "
             f"(tau {tau_cap:+.2f})", *_trend(tau_cap))
@@ -206,10 +202,10 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     alphas = distill[distill.sweep == "alpha"]
     out.add("Larger teachers transfer more information to the student", "003 §7, Fig. 8b, Table 10",
             f"I by teacher width {', '.join(f'{int(w)}: {i:.0f}' for w, i in zip(teachers.teacher_width, teachers.I))} bits",
-            *_trend(_tau(teachers.teacher_width, teachers.I)))
+            *_trend(kendall_tau(teachers.teacher_width, teachers.I)))
     out.add("A larger distillation weight alpha transfers more information", "003 §7, Fig. 8c, Table 11",
             f"I by alpha {', '.join(f'{a:g}: {i:.0f}' for a, i in zip(alphas.alpha, alphas.I))} bits",
-            *_trend(_tau(alphas.alpha, alphas.I)))
+            *_trend(kendall_tau(alphas.alpha, alphas.I)))
     spread = distill.student_acc.max() - distill.student_acc.min()
     out.add("Distillation changes the student's accuracy little", "003 §7, Tables 10-11",
             f"student accuracy spread over all settings {spread:.1%}", spread < 0.02, spread < 0.05)

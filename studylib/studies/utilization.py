@@ -13,7 +13,7 @@ from ..claims import ClaimsTable
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs.utilization import utilization_run
-from ..stats import bootstrap_interval
+from ..stats import bootstrap_interval, kendall_tau
 
 
 def grid_task(**p) -> dict:
@@ -65,7 +65,7 @@ def utilization_taus(layers: pd.DataFrame, target: str, n_boot: int, seed: int) 
     for (dataset, layer), d in layers.dropna(subset=[target]).groupby(["dataset", "layer"]):
         x, y = d.utilization.to_numpy(), d[target].to_numpy()
         tau, p = stats.kendalltau(x, y)
-        lo, hi = bootstrap_interval(lambda a, b: stats.kendalltau(a, b)[0], x, y, n_boot=n_boot, seed=rng)
+        lo, hi = bootstrap_interval(kendall_tau, x, y, n_boot=n_boot, seed=rng)
         rows.append({"dataset": dataset, "layer": layer, "target": target, "n": len(x), "kendall_tau": tau,
                      "p": p, "tau_lo": lo, "tau_hi": hi})
     return pd.DataFrame(rows)
@@ -78,11 +78,6 @@ def reinit_effect(runs: pd.DataFrame) -> pd.DataFrame:
         out[f"d_acc_last{k}"] = runs[f"reinit_last{k}_test_acc"] - runs.test_acc
         out[f"d_loss_last{k}"] = runs[f"reinit_last{k}_test_loss"] - runs.test_loss
     return out
-
-
-def _tau(x, y) -> float:
-    """Kendall tau, NaN (without scipy's small-sample warning) below two points."""
-    return stats.kendalltau(x, y)[0] if len(x) >= 2 else float("nan")
 
 
 def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFrame, taus: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +106,7 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
             f"layer {last} peaks at a width >= layer 1's in {later:.0%} of rows", later >= 0.75, later >= 0.5)
     # C5: the interpolation threshold moves to larger widths as noise grows
     th = thresholds.dropna(subset=["threshold_width"])
-    t_th = (th.groupby("dataset").apply(lambda d: _tau(d.noise, d.threshold_width), include_groups=False)
+    t_th = (th.groupby("dataset").apply(lambda d: kendall_tau(d.noise, d.threshold_width), include_groups=False)
             if len(th) else pd.Series(dtype=float))
     missing = int(thresholds.threshold_width.isna().sum())
     out.add("The interpolation threshold moves to larger widths as noise grows", "001 §4.3, Fig. 3",
