@@ -1,29 +1,82 @@
-"""The study's statistics: the one bootstrap, and "does a metric predict accuracy across a model series?".
+"""The study's statistics, in one place: Kendall's tau with exact p-values and intervals valid at small n, the
+stratified (granulated) tau, paired comparisons, the one bootstrap, and the series regressions.
 
-:func:`bootstrap_interval` is used by every chapter that reports an interval (ESD averages and alphas,
-utilization and IIW-epoch Kendall taus, the series regressions). The regressions serve the ESD audit
-chapter (Tables 1 and 5 analogues). Following the reviewer response (seed 004),
-each series is regressed on its own; every statistic is in-sample, as in the paper, and comes with the
-Kendall tau p-value, a residual-normality test and bootstrap intervals over models so that the reader
-can see how little a 3-to-6-model series pins down.
+Every chapter's claims table reads its numbers from here through :mod:`studylib.claims`; the ESD audit chapter
+also shows :func:`series_table` (its Tables 1 and 5 analogues).
+
+**The tau interval.** Kendall's tau depends on the data only through their ranks, so its sampling distribution
+depends only on the copula of (x, y). :func:`kendall` inverts a Neyman confidence belt: for every true tau on a
+grid of step 0.01 it takes the distribution of the sample tau at this n under a Gaussian copula (simulated for
+n <= 30, where the tau is discrete; normal with the exact U-statistic variance above), and keeps every true tau
+under which the observed value is not in either tail of mass ``(1 - level) / 2``. Like Clopper and Pearson's
+binomial interval, it never collapses to a point at small n: three points in perfect order give an interval
+that reaches below 0. Its coverage under Gaussian and non-Gaussian copulas is measured in ``tests/test_stats.py``.
+A percentile bootstrap over 3-6 models is not used: at |tau| = 1 every resample has the same sign.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+#: true taus of the confidence belt
+GRID = np.round(np.linspace(-1.0, 1.0, 201), 10)
+#: simulated sample taus per grid point (n <= ``SIMULATED_UP_TO``)
+DRAWS = 4000
+#: largest n whose tau distribution is simulated; above it the normal approximation is used
+SIMULATED_UP_TO = 30
+#: largest n with ties whose exact permutation p-value is enumerated (n! permutations)
+ENUMERATED_UP_TO = 8
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic with its interval: ``estimate``, ``low``, ``high`` (NaN where no valid interval exists, with
+    ``note`` saying why), two-sided ``p`` against 0 (NaN where not meaningful), ``n`` observations, ``strata``
+    groups (1 when not stratified), the ``level`` and the ``method``."""
+    statistic: str
+    estimate: float
+    low: float
+    high: float
+    p: float
+    n: int
+    level: float
+    method: str
+    strata: int = 1
+    note: str = ""
+
+    @property
+    def tau(self) -> float:
+        """The estimate, under the name Kendall results are read by."""
+        return self.estimate
+
+    @property
+    def has_interval(self) -> bool:
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+
+def _check_level(level: float) -> None:
+    if not 0.5 <= level < 1:
+        raise ValueError(f"level must be a float in [0.5, 1), got {level!r}")
+
 
 def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.random.Generator = 0,
-                       level: float = 0.95):
+                       level: float = 0.95, strata=None):
     """Percentile bootstrap interval of ``statistic(*samples)``: ``n_boot`` times, one index vector drawn with
-    replacement (``rng.integers(n, size=n)``) resamples every sample alike (pairs stay pairs). ``seed``: an int,
-    or a ``numpy`` Generator that several intervals draw from in turn.
+    replacement (``rng.integers(n, size=n)``) resamples every sample alike (pairs stay pairs); with ``strata``
+    (one label per observation) the indices are drawn within each stratum. ``seed``: an int, or a ``numpy``
+    Generator that several intervals draw from in turn.
 
     ``statistic`` returns a number or a tuple of numbers; non-finite values are dropped, each component on
     its own. Returns ``(lo, hi)`` (floats, or arrays for a tuple statistic); NaN where no value is finite.
+    Valid for statistics that are smooth in the data at moderate n; :func:`kendall` does not use it.
+    Used by the ESD audit chapter (layer averages, alpha intervals) and by :func:`compare_taus`.
     """
     samples = [np.asarray(s) for s in samples]
     n = len(samples[0])
@@ -32,9 +85,11 @@ def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.r
     if n_boot < 1:
         raise ValueError(f"n_boot must be an int >= 1, got {n_boot!r}")
     rng = np.random.default_rng(seed)
+    members = ([np.arange(n)] if strata is None
+               else [np.flatnonzero(mask) for mask in _strata_masks(strata, n)])
     values = []
     for _ in range(n_boot):
-        i = rng.integers(n, size=n)
+        i = np.concatenate([m[rng.integers(len(m), size=len(m))] for m in members])
         values.append(np.asarray(statistic(*(s[i] for s in samples)), dtype=float))
     scalar = values[0].ndim == 0
     values = np.asarray(values, dtype=float).reshape(n_boot, -1)
@@ -47,18 +102,244 @@ def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.r
     return (float(bounds[0, 0]), float(bounds[1, 0])) if scalar else (bounds[0], bounds[1])
 
 
+def _strata_masks(strata, n: int) -> list[np.ndarray]:
+    labels = pd.Series(list(strata)) if not isinstance(strata, pd.Series) else strata.reset_index(drop=True)
+    if len(labels) != n:
+        raise ValueError(f"strata must give one label per observation ({n}), got {len(labels)}")
+    return [(labels == g).to_numpy() for g in pd.unique(labels)]
+
+
 def kendall_tau(x, y) -> float:
-    """Kendall's tau of ``x`` and ``y``; NaN (without scipy's small-sample warning) below two points."""
-    return float(stats.kendalltau(x, y)[0]) if len(x) >= 2 else math.nan
+    """Kendall's tau-b of ``x`` and ``y``; NaN (without scipy's warnings) below two points or when either is
+    constant."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(stats.kendalltau(x, y)[0])
 
 
-def series_regression(metric, accuracy, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Ordinary least squares of ``accuracy`` on ``metric`` over the models of one series.
+# ---- the sampling distribution of tau under a Gaussian copula -------------------------------------------------
 
-    Returns slope, intercept, RMSE, R^2, Kendall tau and its p-value, the Shapiro-Wilk p-value of the
-    residuals (NaN below 3 models), and bootstrap percentile intervals (models resampled with
-    replacement) for the slope and for tau. Fewer than 3 models, or a constant metric, raise ValueError.
+def zeta1(tau) -> np.ndarray:
+    """The U-statistic variance component of Kendall's tau under a Gaussian copula with Kendall tau ``tau``:
+    ``Cov(h12, h13) = 1/9 - (4/pi^2) arcsin(rho/2)^2`` with ``rho = sin(pi tau / 2)`` (checked against a
+    simulation in the tests)."""
+    rho = np.sin(np.pi * np.asarray(tau, float) / 2)
+    return np.clip(1 / 9 - 4 / np.pi ** 2 * np.arcsin(rho / 2) ** 2, 0, None)
+
+
+def tau_variance(tau, n: int) -> np.ndarray:
+    """Exact variance of the sample tau of ``n`` pairs from a Gaussian copula with Kendall tau ``tau``:
+    ``2 / (n (n - 1)) * (2 (n - 2) zeta1 + 1 - tau^2)`` (Hoeffding's U-statistic variance)."""
+    tau = np.asarray(tau, float)
+    return 2 / (n * (n - 1)) * (2 * (n - 2) * zeta1(tau) + 1 - tau ** 2)
+
+
+@functools.lru_cache(maxsize=None)
+def tau_draws(n: int, copy: int = 0) -> np.ndarray:
+    """Sample taus of ``n`` pairs under a Gaussian copula at every true tau of :data:`GRID`: an array of shape
+    ``(len(GRID), DRAWS)``, fixed by ``(n, copy)`` (independent copies for independent strata).
+
+    For ``n <= SIMULATED_UP_TO`` the pairs are simulated, with common random numbers across the grid so that
+    each draw's tau is non-decreasing in the true tau; above, the draws are normal with :func:`tau_variance`,
+    clipped to [-1, 1]."""
+    if n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    rng = np.random.default_rng([n, copy, 2020])
+    if n > SIMULATED_UP_TO:
+        z = rng.standard_normal(DRAWS)
+        return np.clip(GRID[:, None] + np.sqrt(tau_variance(GRID, n))[:, None] * z[None, :], -1, 1)
+    z1, z2 = rng.standard_normal((2, DRAWS, n))
+    order = np.argsort(z1, axis=1)                     # x sorted: the pair (i < j) is concordant iff y_j > y_i
+    z1, z2 = np.take_along_axis(z1, order, 1), np.take_along_axis(z2, order, 1)
+    i, j = np.triu_indices(n, 1)
+    out = np.empty((len(GRID), DRAWS))
+    for g, t in enumerate(GRID):
+        rho = math.sin(math.pi * t / 2)
+        y = rho * z1 + math.sqrt(max(1 - rho * rho, 0.0)) * z2
+        out[g] = np.sign(y[:, j] - y[:, i]).mean(axis=1)
+    return out
+
+
+def _belt(observed: float, draws: np.ndarray, level: float) -> tuple[float, float]:
+    """The grid taus under which ``observed`` lies in neither tail (mass (1 - level) / 2) of ``draws``."""
+    tail = (1 - level) / 2
+    below = (draws <= observed + _EPS).mean(axis=1)
+    above = (draws >= observed - _EPS).mean(axis=1)
+    accepted = GRID[(below > tail) & (above > tail)]
+    if len(accepted) == 0:  # only at simulation noise in the extreme tail: the nearest grid point
+        accepted = GRID[[int(np.argmin(np.abs(np.median(draws, axis=1) - observed)))]]
+    return float(accepted.min()), float(accepted.max())
+
+
+def _exact_p(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
+    """Two-sided p-value of tau = 0: exact (scipy) without ties, enumerated over all n! pairings with ties at
+    n <= ENUMERATED_UP_TO, else scipy's tie-corrected normal approximation."""
+    ties = len(np.unique(x)) < len(x) or len(np.unique(y)) < len(y)
+    if not ties:
+        return float(stats.kendalltau(x, y, method="exact").pvalue), "exact"
+    if len(x) > ENUMERATED_UP_TO:
+        return float(stats.kendalltau(x, y).pvalue), "normal approximation (ties)"
+    i, j = np.triu_indices(len(x), 1)
+    sx = np.sign(x[j] - x[i])
+    perms = np.array(list(itertools.permutations(range(len(y)))))
+    yp = y[perms]
+    numerators = (np.sign(yp[:, j] - yp[:, i]) * sx).sum(axis=1)
+    observed = (np.sign(y[j] - y[i]) * sx).sum()
+    return float((np.abs(numerators) >= abs(observed) - _EPS).mean()), "exact enumeration (ties)"
+
+
+def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
+    """Kendall's tau-b of ``x`` and ``y`` with its ``level`` interval (the inverted belt of the module docstring)
+    and a two-sided p-value of tau = 0 (exact at small n).
+
+    With ``groups`` (one label per point), the stratified tau: the mean of the within-group taus (Jiang et al.
+    2020's granulated tau, Psi), so that a variable that drives both x and y can be held fixed; its interval is
+    the belt of that mean (independent groups, one common within-group tau) and its p-value the belt's
+    probability under tau = 0. Groups with fewer than two points, or with x or y constant, are left out.
+    Non-finite pairs are dropped. Fewer than two usable points give NaN with a ``note``. Used by every
+    chapter's claims (through :func:`studylib.claims.rank_claim`).
     """
+    _check_level(level)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length ({len(x)} vs {len(y)})")
+    labels = np.zeros(len(x), int) if groups is None else pd.factorize(pd.Series(list(groups)))[0]
+    if len(labels) != len(x):
+        raise ValueError(f"groups must give one label per point ({len(x)}), got {len(labels)}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    parts = [(x[keep & (labels == g)], y[keep & (labels == g)]) for g in np.unique(labels)]
+    parts = [(a, b) for a, b in parts if len(a) >= 2 and np.ptp(a) > 0 and np.ptp(b) > 0]
+    name = "Kendall tau" if groups is None else "stratified Kendall tau"
+    n = sum(len(a) for a, _ in parts)
+    if not parts:
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, int(keep.sum()), level, "none", 0,
+                        "fewer than two distinct points" + ("" if groups is None else " in every group"))
+    taus = [float(stats.kendalltau(a, b)[0]) for a, b in parts]
+    observed = float(np.mean(taus))
+    sizes = [len(a) for a, _ in parts]
+    copies: dict[int, int] = {}
+    draws = []
+    for size in sizes:  # independent draws for independent strata of one size
+        draws.append(tau_draws(size, copies.get(size, 0)))
+        copies[size] = copies.get(size, 0) + 1
+    draws = np.mean(draws, axis=0)
+    low, high = _belt(observed, draws, level)
+    method = "Gaussian-copula belt" + ("" if max(sizes) <= SIMULATED_UP_TO else " (normal above n = 30)")
+    if groups is None:
+        p, p_method = _exact_p(*parts[0])
+        method += f"; p {p_method}"
+    else:
+        null = draws[int(np.argmin(np.abs(GRID)))]
+        p = float((np.abs(null) >= abs(observed) - _EPS).mean())
+        method += "; p from the belt at tau = 0"
+    return Estimate(name, observed, low, high, p, n, level, method, len(parts))
+
+
+COPULAS = ("gaussian", "clayton")
+
+
+def simulate_pairs(n: int, tau: float, copula: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs with Kendall tau ``tau`` from a Gaussian copula (``rho = sin(pi tau / 2)``) or a Clayton copula
+    (lower-tail dependent, ``theta = 2 tau / (1 - tau)``, ``0 <= tau < 1``), by conditional sampling."""
+    if copula not in COPULAS:
+        raise ValueError(f"copula must be one of {COPULAS}, got {copula!r}")
+    if copula == "gaussian":
+        rho = math.sin(math.pi * tau / 2)
+        x = rng.standard_normal(n)
+        return x, rho * x + math.sqrt(1 - rho * rho) * rng.standard_normal(n)
+    if not 0 <= tau < 1:
+        raise ValueError(f"tau must be in [0, 1) for the Clayton copula, got {tau!r}")
+    u, w = rng.random(n), rng.random(n)
+    if tau == 0:
+        return u, w
+    theta = 2 * tau / (1 - tau)
+    return u, (u ** -theta * (w ** (-theta / (1 + theta)) - 1) + 1) ** (-1 / theta)
+
+
+def tau_coverage(n: int, tau: float, copula: str = "gaussian", reps: int = 200, level: float = 0.95,
+                 seed: int = 0) -> float:
+    """The fraction of ``reps`` simulated data sets (:func:`simulate_pairs`) whose :func:`kendall` interval
+    covers the true ``tau``: the measured coverage shown on the verdicts page and checked in the tests."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        r = kendall(*simulate_pairs(n, tau, copula, rng), level=level)
+        hits += r.low - _EPS <= tau <= r.high + _EPS
+    return hits / reps
+
+
+def paired(a, b=None, level: float = 0.95) -> Estimate:
+    """The mean of ``a - b`` over matched pairs (seeds, runs, layers; ``b`` omitted: the mean of ``a``) with
+    Student's t interval and two-sided t-test p-value (exact for normal differences). Non-finite pairs are
+    dropped; below two pairs, or with no spread, the interval is NaN with a ``note``. Used by the chapters'
+    paired claims (through :func:`studylib.claims.mean_claim`)."""
+    _check_level(level)
+    a = np.asarray(a, float)
+    d = a - (0.0 if b is None else np.asarray(b, float))
+    d = d[np.isfinite(d)]
+    n = len(d)
+    name = "mean" if b is None else "mean difference"
+    if n == 0:
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, "t", note="no finite values")
+    mean = float(d.mean())
+    if n < 2:
+        return Estimate(name, mean, math.nan, math.nan, math.nan, n, level, "t", note="one value: no interval")
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return Estimate(name, mean, math.nan, math.nan, math.nan, n, level, "t",
+                        note="every difference equal: no spread to build an interval from")
+    half = stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n)
+    p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    return Estimate(name, mean, mean - half, mean + half, p, n, level, "t")
+
+
+#: smallest number of points at which :func:`compare_taus` trusts its bootstrap
+BOOTSTRAP_MIN_N = 20
+
+
+def compare_taus(x1, x2, y, groups=None, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """Two metrics against one target on the same runs: ``tau(x1, y) - tau(x2, y)`` (stratified by ``groups``
+    when given), with a percentile bootstrap interval over runs (within groups). The bootstrap is used only from
+    ``BOOTSTRAP_MIN_N`` runs on; below, the interval is NaN with a ``note``. Used by the layer-utilization and
+    ESD chapters' claims."""
+    _check_level(level)
+    x1, x2, y = (np.asarray(v, float) for v in (x1, x2, y))
+    labels = np.zeros(len(y), int) if groups is None else pd.factorize(pd.Series(list(groups)))[0]
+
+    def diff(a, b, c, g):
+        return _mean_tau(a, c, g) - _mean_tau(b, c, g)
+
+    estimate = diff(x1, x2, y, labels)
+    name = "difference of " + ("Kendall taus" if groups is None else "stratified Kendall taus")
+    n = len(y)
+    if n < BOOTSTRAP_MIN_N:
+        return Estimate(name, estimate, math.nan, math.nan, math.nan, n, level, "bootstrap",
+                        note=f"{n} runs: a bootstrap needs at least {BOOTSTRAP_MIN_N}")
+    low, high = bootstrap_interval(diff, x1, x2, y, labels, n_boot=n_boot, seed=seed, level=level,
+                                   strata=labels)
+    return Estimate(name, estimate, low, high, math.nan, n, level, "percentile bootstrap over runs",
+                    len(np.unique(labels)))
+
+
+def _mean_tau(x, y, labels) -> float:
+    taus = [kendall_tau(x[labels == g], y[labels == g]) for g in np.unique(labels)]
+    taus = [t for t in taus if math.isfinite(t)]
+    return float(np.mean(taus)) if taus else math.nan
+
+
+# ---- the ESD audit's series regressions ------------------------------------------------------------------------
+
+#: smallest series on which the residuals' normality is tested (Shapiro-Wilk has no power below)
+NORMALITY_MIN_N = 8
+
+
+def series_regression(metric, accuracy, level: float = 0.95) -> dict:
+    """Ordinary least squares of ``accuracy`` on ``metric`` over the models of one series: slope with its t
+    interval, intercept, in-sample RMSE and R^2 (as the papers report them), the leave-one-out prediction RMSE,
+    Kendall's tau with its interval and exact p-value (:func:`kendall`), and the Shapiro-Wilk p-value of the
+    residuals from ``NORMALITY_MIN_N`` models on (NaN below: the test has no power). Fewer than 3 models, or a
+    constant metric, raise ValueError. Used by the ESD audit chapter."""
     x, y = np.asarray(metric, float), np.asarray(accuracy, float)
     if len(x) != len(y):
         raise ValueError(f"metric and accuracy differ in length ({len(x)} vs {len(y)})")
@@ -66,30 +347,41 @@ def series_regression(metric, accuracy, n_boot: int = 1000, seed: int = 0, level
         raise ValueError(f"a series needs at least 3 models for a regression, got {len(x)}")
     if np.ptp(x) == 0:
         raise ValueError("the metric is constant over the series: no regression")
-    slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (slope * x + intercept)
+    fit = stats.linregress(x, y)
+    resid = y - (fit.slope * x + fit.intercept)
     ss_tot = ((y - y.mean()) ** 2).sum()
-    tau, p_tau = stats.kendalltau(x, y)
-    shapiro_p = stats.shapiro(resid).pvalue if len(x) >= 3 and np.ptp(resid) > 0 else math.nan
-
-    def slope_and_tau(xs, ys):
-        if np.ptp(xs) == 0:
-            return math.nan, math.nan
-        return np.polyfit(xs, ys, 1)[0], stats.kendalltau(xs, ys)[0]
-
-    (s_lo, t_lo), (s_hi, t_hi) = bootstrap_interval(slope_and_tau, x, y, n_boot=n_boot, seed=seed, level=level)
-    return {"n": len(x), "slope": float(slope), "intercept": float(intercept),
-            "rmse": float(np.sqrt((resid ** 2).mean())),
+    half = stats.t.ppf((1 + level) / 2, len(x) - 2) * fit.stderr
+    tau = kendall(x, y, level=level)
+    shapiro_p = (stats.shapiro(resid).pvalue if len(x) >= NORMALITY_MIN_N and np.ptp(resid) > 0 else math.nan)
+    return {"n": len(x), "slope": float(fit.slope), "slope_lo": float(fit.slope - half),
+            "slope_hi": float(fit.slope + half), "intercept": float(fit.intercept),
+            "rmse": float(np.sqrt((resid ** 2).mean())), "loo_rmse": loo_rmse(x, y),
             "r2": float(1 - (resid ** 2).sum() / ss_tot) if ss_tot > 0 else math.nan,
-            "kendall_tau": float(tau), "tau_p": float(p_tau), "shapiro_p": float(shapiro_p),
-            "slope_lo": float(s_lo), "slope_hi": float(s_hi), "tau_lo": float(t_lo), "tau_hi": float(t_hi)}
+            "kendall_tau": tau.tau, "tau_lo": tau.low, "tau_hi": tau.high, "tau_p": tau.p,
+            "shapiro_p": float(shapiro_p)}
 
 
-def series_table(summaries: pd.DataFrame, metrics, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def loo_rmse(x, y) -> float:
+    """Root mean squared leave-one-out prediction error of the least-squares line (each model predicted by the
+    line fitted to the others); NaN below 3 points or where a left-out fit has a constant metric."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        return math.nan
+    errors = []
+    for k in range(len(x)):
+        xs, ys = np.delete(x, k), np.delete(y, k)
+        if np.ptp(xs) == 0:
+            return math.nan
+        slope, intercept = np.polyfit(xs, ys, 1)
+        errors.append(y[k] - (slope * x[k] + intercept))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def series_table(summaries: pd.DataFrame, metrics, level: float = 0.95) -> pd.DataFrame:
     """One row per (series, metric) from a frame with columns ``series``, ``accuracy`` and the metrics."""
     rows = []
     for series, group in summaries.groupby("series", sort=False):
         for metric in metrics:
             rows.append({"series": series, "metric": metric,
-                         **series_regression(group[metric], group["accuracy"], n_boot, seed)})
+                         **series_regression(group[metric], group["accuracy"], level)})
     return pd.DataFrame(rows)

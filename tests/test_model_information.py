@@ -1,24 +1,41 @@
-"""The model-information claims table: the paper's own published numbers must pass the paper's claims, and
-synthetic results with a known answer must get the verdict the rules state."""
+"""The model-information claims table: the paper's own published numbers, repeated over seeds with a small spread,
+must pass the paper's claims, and synthetic results with a known answer must get the verdict the rules state."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from studylib.studies import model_information as mdl_claims
 
+SEEDS = 4
+
+
+def over_seeds(frame, columns, spread=0.02, seed=0):
+    """``frame`` repeated for ``SEEDS`` seeds, each value of ``columns`` scaled by 1 + ``spread`` * N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(SEEDS):
+        f = frame.copy().assign(seed=s)
+        for c in columns:
+            f[c] = f[c] * (1 + spread * rng.normal(size=len(f)))
+        out.append(f)
+    return pd.concat(out, ignore_index=True)
+
 
 def verdicts(**frames):
-    base = dict(tasks=TASKS, noise=mdl_claims.PAPER_NOISE, domains=DOMAINS, capacity=capacity(0.03, 0.5),
-                ablation=paper_ablation(), distill=paper_distillation())
+    base = dict(tasks=TASKS, noise=over_seeds(mdl_claims.PAPER_NOISE, ["info_bits", "acc", "confidence"], 0.005),
+                domains=DOMAINS, capacity=capacity(0.03, 0.5), ablation=paper_ablation(), distill=paper_distillation())
     table = mdl_claims.claims_table(**{**base, **frames})
     return dict(zip(table.claim, table.verdict))
 
 
-TASKS = pd.DataFrame({"task": ["mnist", "fashion_mnist", "cluttered_mnist"], "info_bits": [100.0, 300.0, 200.0],
-                      "acc": [0.98, 0.85, 0.9], "confidence": [0.95, 0.8, 0.85]})
-DOMAINS = pd.DataFrame([{"source": a, "target": b, "S": 1.0 if a == b else s, "d1": 0.0 if a == b else d}
-                        for (a, b), s, d in [(("m", "m"), 1, 0), (("u", "u"), 1, 0), (("m", "u"), 0.4, 2.0),
-                                             (("u", "m"), 0.3, 3.0)]])
+TASKS = over_seeds(pd.DataFrame({"task": ["mnist", "fashion_mnist", "cluttered_mnist", "mnist1d"],
+                                 "info_bits": [100.0, 300.0, 200.0, 400.0], "acc": [0.98, 0.85, 0.9, 0.7],
+                                 "confidence": [0.95, 0.8, 0.85, 0.6]}), ["info_bits", "acc", "confidence"], 0.01)
+DOMAINS = over_seeds(pd.DataFrame(
+    [{"source": a, "target": b, "S": 1.0 if a == b else s, "d1": 0.0 if a == b else d}
+     for (a, b), s, d in [(("m", "m"), 1, 0), (("u", "u"), 1, 0), (("c", "c"), 1, 0), (("m", "u"), 0.4, 2.0),
+                          (("u", "m"), 0.3, 3.0), (("m", "c"), 0.2, 4.0), (("c", "m"), 0.15, 5.0),
+                          (("u", "c"), 0.1, 6.0), (("c", "u"), 0.05, 7.0)]]), ["S"], 0.01)
 
 
 def capacity(narrow_gain, wide_gain):
@@ -27,47 +44,63 @@ def capacity(narrow_gain, wide_gain):
     for width, gain in ((4, narrow_gain), (64, wide_gain)):
         for classes, bits in zip((2, 4, 6), (100.0, 150.0, 150.0 * (1 + gain))):
             rows.append({"width": width, "classes": classes, "info_bits": bits * (1 if width == 4 else 1.2)})
-    return pd.DataFrame(rows)
+    return over_seeds(pd.DataFrame(rows), ["info_bits"], 0.01)
 
 
 def paper_ablation():
     names = {"conv1x1 (residue)": "conv1x1 (shortcut)", "conv3x3 (stem)": "stem"}
-    return mdl_claims.PAPER_ABLATION.replace({"component": names})
+    return over_seeds(mdl_claims.PAPER_ABLATION.replace({"component": names}), ["I"], 0.02)
 
 
 def paper_distillation():
     d = mdl_claims.PAPER_DISTILLATION.copy()
     d["teacher_width"] = d.setting.map({"ResNet-20": 1, "ResNet-56": 2, "ResNet-101": 3})
-    d["alpha"] = [0.0] * 4 + [float(s.split("=")[1]) for s in d.setting[4:]]
+    d.loc[d.sweep == "alpha", "teacher_width"] = 3  # as the runs do: the alpha sweep uses the widest teacher
+    d["alpha"] = [0.0] + [0.5] * 3 + [float(s.split("=")[1]) for s in d.setting[4:]]
     d["student_acc"] /= 100
-    return d
+    return over_seeds(d, ["I", "student_acc"], 0.005)
 
 
 def test_the_papers_own_numbers_pass_its_noise_ablation_and_teacher_claims():
     v = verdicts()
     assert v["Missing pixels make the task need more information"] == "held"
-    assert v["Missing objects and label noise are pure noise: they do not raise the information"] == "held"
     assert v["... but they lower the model's confidence"] == "held"
     assert v["Middle blocks carry the most information; blocks near the input the highest density"] == "held"
     assert v["Shortcut (residue) convolutions hold little information"] == "held"
     assert v["Larger teachers transfer more information to the student"] == "held"
-    # Table 11 falls at alpha = 0.9: a positive trend, not a monotone one
-    assert v["A larger distillation weight alpha transfers more information"] == "partly held"
-    assert v["Distillation changes the student's accuracy little"] == "held"  # 82.7% to 84.2%
+    # Table 11 falls at alpha = 0.9, but the trend over alphas is still positive
+    assert v["A larger distillation weight alpha transfers more information"] == "held"
+    # 4 levels x 4 seeds cannot show the absence of a trend within |tau| <= 0.1
+    assert v["Missing objects and label noise are pure noise: they do not raise the information"] != "held"
 
 
 def test_task_claims_and_a_task_that_was_not_run():
     v = verdicts()
     assert v["Street-view digits (SVHN) carry more information than MNIST"] == "held"
     assert v["The more information a task needs, the lower accuracy and confidence"] == "held"
+    assert v["S is a similarity that largely agrees with feature distances"] == "held"
     v = verdicts(tasks=TASKS[TASKS.task != "cluttered_mnist"])
     assert v["Street-view digits (SVHN) carry more information than MNIST"] == "not testable here"
     assert v["Natural objects (CIFAR-10) carry more information than digits"] == "held"
 
 
-@pytest.mark.parametrize("narrow, wide, expected", [(0.03, 0.5, "held"), (0.03, 0.05, "partly held"),
-                                                    (0.4, 0.5, "did not hold")])
-def test_saturation_needs_the_narrow_model_flat_while_the_wide_one_grows(narrow, wide, expected):
+@pytest.mark.parametrize("gain, expected", [(0.002, "held"), (0.05, "did not hold")])
+def test_distillation_changes_accuracy_little_means_inside_two_points(gain, expected):
+    d = paper_distillation()
+    alone = d.teacher_width.isna()
+    d["student_acc"] = np.where(alone, 0.8, 0.8 + gain + 0.001 * np.sin(np.arange(len(d))))
+    assert verdicts(distill=d)["Distillation changes the student's accuracy little"] == expected
+
+
+def test_a_difference_within_the_spread_over_seeds_is_inconclusive():
+    tasks = over_seeds(pd.DataFrame({"task": ["mnist", "fashion_mnist"], "info_bits": [100.0, 102.0],
+                                     "acc": [0.9, 0.9], "confidence": [0.9, 0.9]}), ["info_bits"], 0.3)
+    v = verdicts(tasks=tasks)
+    assert v["Natural objects (CIFAR-10) carry more information than digits"] == "inconclusive"
+
+
+@pytest.mark.parametrize("narrow, wide, expected", [(0.03, 0.5, "held"), (0.5, 0.03, "did not hold")])
+def test_saturation_needs_the_narrow_model_to_gain_less_than_the_wide_one(narrow, wide, expected):
     claim = "A model's information saturates as the task grows: its capacity"
     assert verdicts(capacity=capacity(narrow, wide))[claim] == expected
 
@@ -75,10 +108,10 @@ def test_saturation_needs_the_narrow_model_flat_while_the_wide_one_grows(narrow,
 def test_the_most_informative_block_must_be_a_middle_one():
     claim = "Middle blocks carry the most information; blocks near the input the highest density"
     ablation = paper_ablation()
-    last = (ablation.component == "block5")
-    assert verdicts(ablation=ablation.assign(I=np.where(last, 10_000, ablation.I)))[claim] == "partly held"
-    assert verdicts(ablation=ablation.assign(I=np.where(ablation.component == "fc", 10_000, ablation.I)))[claim] \
+    assert verdicts(ablation=ablation.assign(I=np.where(ablation.component == "block5", 10_000, ablation.I)))[claim] \
         == "did not hold"
+    few = ablation[~ablation.component.isin(["block1", "block2", "block3", "block4"])]
+    assert verdicts(ablation=few)[claim] == "not testable here"
 
 
 def test_shortcuts_are_compared_per_parameter():

@@ -4,15 +4,6 @@ from studylib import nets
 from studylib.studies import esd as esd_study
 
 
-def test_verdicts():
-    from studylib.claims import ClaimsTable, verdict
-    assert verdict(True) == "held" and verdict(False, partial=True) == "partly held"
-    assert verdict(False) == "did not hold" and verdict(None) == "not testable here"
-    table = ClaimsTable()
-    table.add("c", "s", "e", None)
-    assert table.frame().verdict.tolist() == ["not testable here"]
-
-
 def test_paper_tables_have_every_series_and_metric():
     long = esd_study.paper_table_long()
     assert len(long) == 4 * 4 and set(long.metric) == set(esd_study.PAPER_METRICS)

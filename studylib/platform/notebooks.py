@@ -6,6 +6,7 @@ which jupyter-book renders the HTML with ``execute_notebooks: "off"``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -41,21 +42,30 @@ def run_notebook(name: str, profile: str = "standard", overrides: dict | None = 
     out_dir = Path(out_dir or executed_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}.ipynb"
-    env_before = os.environ.get("STUDYLIB_FORCE")
-    if force:
-        os.environ["STUDYLIB_FORCE"] = "1"
-    try:
+    env = {"STUDYLIB_EXECUTED_DIR": str(out_dir.resolve()), **({"STUDYLIB_FORCE": "1"} if force else {})}
+    with _environment(env):
         papermill.execute_notebook(
             str(source_dir() / f"{name}.ipynb"), str(out), parameters={"PROFILE": profile, **overrides},
             kernel_name="python3", cwd=str(source_dir()), log_output=False,
             progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar)
-        _hide_injected_parameters(out)
-    finally:
-        if env_before is None:
-            os.environ.pop("STUDYLIB_FORCE", None)
-        else:
-            os.environ["STUDYLIB_FORCE"] = env_before
+    _hide_injected_parameters(out)
     return out
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    """Set environment variables for the kernel (``STUDYLIB_FORCE``; ``STUDYLIB_EXECUTED_DIR``, where the
+    verdicts page finds the executed chapters), restoring the old values afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _hide_injected_parameters(path: Path) -> None:
@@ -98,6 +108,9 @@ def write_parameters_page(root: Path | None = None) -> Path:
     """Write ``book/_generated/parameters.md``: every notebook's parameters and profile values."""
     lines = []
     for name, nb in NOTEBOOKS.items():
+        if not nb.params:
+            lines += [f"**{name}** ({nb.title}): no parameters but `PROFILE`.", ""]
+            continue
         lines += [f"**{name}** ({nb.title})", "", "| parameter | accepts | " + " | ".join(PROFILES) + " | meaning |",
                   "| --- | --- | " + " | ".join("---" for _ in PROFILES) + " | --- |"]
         for pname, spec in nb.params.items():

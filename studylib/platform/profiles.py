@@ -186,6 +186,10 @@ NOTEBOOKS["06_model_information"] = Notebook(
                     ALPHAS=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], REPEATS=5, WORKERS=2)})
 
 
+# The verdicts page reads the executed chapters' claims: no parameters of its own; it runs last.
+NOTEBOOKS["99_verdicts"] = Notebook("Verdicts", {}, {name: {} for name in PROFILES})
+
+
 def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) -> dict[str, Any]:
     """The full parameter set of ``notebook``: the profile's values overridden by ``given``
     (a ``None`` in ``given`` means "use the profile's value")."""

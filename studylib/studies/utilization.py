@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..claims import ClaimsTable
+from .. import claims, stats
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs.utilization import utilization_run
-from ..stats import bootstrap_interval, kendall_tau
 
 
 def grid_task(**p) -> dict:
@@ -56,18 +54,18 @@ def side_of_threshold(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.Series
     return pd.Series(np.where(runs.width.to_numpy() >= t.to_numpy(), "over", "under"), index=runs.index)
 
 
-def utilization_taus(layers: pd.DataFrame, target: str, n_boot: int, seed: int) -> pd.DataFrame:
-    """Kendall tau between each layer's utilization and a run-level ``target`` (generalization or
-    resilience), per data set, with a bootstrap interval over runs (Hypothesis 2: the final layer's
-    tau should be high, and higher than the first layer's)."""
-    rng = np.random.default_rng(seed)  # one stream for every layer's interval
+def utilization_taus(layers: pd.DataFrame, target: str, level: float = 0.95) -> pd.DataFrame:
+    """Kendall tau between each layer's utilization and a run-level ``target`` (generalization or resilience),
+    per data set, with its interval (:func:`studylib.stats.kendall`): pooled over all runs, and stratified
+    within noise levels (the noise ratio drives both utilization and the gap, so the pooled tau mixes the two).
+    Hypothesis 2: the final layer's tau should be high, and higher than the first layer's."""
     rows = []
     for (dataset, layer), d in layers.dropna(subset=[target]).groupby(["dataset", "layer"]):
-        x, y = d.utilization.to_numpy(), d[target].to_numpy()
-        tau, p = stats.kendalltau(x, y)
-        lo, hi = bootstrap_interval(kendall_tau, x, y, n_boot=n_boot, seed=rng)
-        rows.append({"dataset": dataset, "layer": layer, "target": target, "n": len(x), "kendall_tau": tau,
-                     "p": p, "tau_lo": lo, "tau_hi": hi})
+        pooled = stats.kendall(d.utilization, d[target], level=level)
+        within = stats.kendall(d.utilization, d[target], groups=d.noise, level=level)
+        rows.append({"dataset": dataset, "layer": layer, "target": target, "runs": pooled.n,
+                     "tau (pooled)": pooled.tau, "pooled low": pooled.low, "pooled high": pooled.high,
+                     "tau (within noise)": within.tau, "within low": within.low, "within high": within.high})
     return pd.DataFrame(rows)
 
 
@@ -80,64 +78,68 @@ def reinit_effect(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFrame, taus: pd.DataFrame) -> pd.DataFrame:
-    """The claims of seed 001, each with the evidence computed here and a verdict."""
-    out = ClaimsTable()
-    last = layers.layer.max()
-    noisy = layers[layers.noise > 0]
-    # C1 / Hypothesis 1: deeper layers start contributing (to the training loss) as label noise rises
-    t_first = stats.kendalltau(layers[layers.layer == 1].noise, layers[layers.layer == 1].contribution_train_loss)[0]
-    t_last = stats.kendalltau(layers[layers.layer == last].noise, layers[layers.layer == last].contribution_train_loss)[0]
-    out.add("Deeper layers only start contributing as the data grow more complex (Hypothesis 1)", "001 §3.2, §4.2, Fig. 1",
-            f"Kendall tau between noise ratio and contribution to training loss: layer {last} {t_last:+.2f}, "
-            f"layer 1 {t_first:+.2f}", t_last > 0.2 and t_last > t_first, t_last > t_first)
-    # C3: utilization peaks at an intermediate width in each noise row
+#: the chapter's source, as the verdicts page names it
+PAPER = "Wang & Yang (n.d.)"
+
+
+def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
+    """The claims of seed 001, each decided by the claims engine over the grid's runs: taus stratified by the
+    variables the claim does not vary (data set, noise, width), paired t intervals over runs or grid rows, and
+    each claim tested on both data sets at once through the strata."""
+    last = int(layers.layer.max())
+    cell = lambda d, *cols: d[["dataset", *cols]].astype(str).agg("/".join, axis=1)
+    keys = ["dataset", "width", "noise", "repeat"]
+    first_l = layers[layers.layer == 1].sort_values(keys)
+    last_l = layers[layers.layer == last].sort_values(keys)
+    out = [claims.rank_claim(last_l.noise, last_l.contribution_train_loss, 1, groups=cell(last_l, "width"),
+                             claim="Deeper layers only start contributing as the data grow more complex (Hypothesis 1)",
+                             where="§3.2, §4.2, Fig. 1", unit="runs",
+                             statistic=f"tau (noise, layer {last}'s contribution to training loss) within widths")]
+    # utilization rises with width up to the interpolation threshold, then falls
+    side = side_of_threshold(layers, thresholds)
+    parts = {}
+    for name, sign in (("under the threshold", 1), ("over the threshold", -1)):
+        d = layers[side == name.split()[0]]
+        parts[name] = (claims.rank_claim(d.width, d.utilization, sign, groups=cell(d, "noise", "layer"), unit="runs",
+                                         statistic="tau (width, utilization) within (data set, noise, layer)")
+                       if len(d) else claims.not_testable(name, "", "no run on this side of the threshold"))
+    out.append(claims.combine("Utilization rises with width up to the threshold, then falls", "§4.2, Fig. 2", parts))
+    # deeper layers peak at larger widths
     peaks = layers.groupby(["dataset", "noise", "layer", "width"]).utilization.mean().reset_index()
     argmax = peaks.loc[peaks.groupby(["dataset", "noise", "layer"]).utilization.idxmax()]
-    widest = layers.width.max()
-    interior = float((argmax.width < widest).mean())
-    out.add("Utilization rises with width up to the threshold, then falls", "001 §4.2, Fig. 2",
-            f"the row maximum lies below the widest model in {interior:.0%} of (data set, noise, layer) rows",
-            interior >= 0.75, interior >= 0.5)
-    # C4: deeper layers peak at larger widths
     by_layer = argmax.pivot_table(index=["dataset", "noise"], columns="layer", values="width")
-    later = float((by_layer[last] >= by_layer[1]).mean())
-    out.add("Deeper layers peak at larger widths (the diagonal moves bottom-right)", "001 Fig. 2 caption",
-            f"layer {last} peaks at a width >= layer 1's in {later:.0%} of rows", later >= 0.75, later >= 0.5)
-    # C5: the interpolation threshold moves to larger widths as noise grows
+    out.append(claims.mean_claim(np.log2(by_layer[last]), np.log2(by_layer[1]), 1,
+                                 claim="Deeper layers peak at larger widths (the diagonal moves bottom-right)",
+                                 where="Fig. 2 caption", unit="(data set, noise) rows",
+                                 statistic=f"mean log2(peak width of layer {last} / of layer 1)"))
     th = thresholds.dropna(subset=["threshold_width"])
-    t_th = (th.groupby("dataset").apply(lambda d: kendall_tau(d.noise, d.threshold_width), include_groups=False)
-            if len(th) else pd.Series(dtype=float))
-    missing = int(thresholds.threshold_width.isna().sum())
-    out.add("The interpolation threshold moves to larger widths as noise grows", "001 §4.3, Fig. 3",
-            "Kendall tau (noise, threshold width): " + ", ".join(f"{d} {t:+.2f}" for d, t in t_th.items())
-            + f"; {missing} (data set, noise) rows never interpolate",
-            len(t_th) > 0 and bool((t_th > 0).all()), len(t_th) > 0 and bool((t_th >= 0).any()))
-    # Hypothesis 2 / C8 / C9: final-layer utilization tracks generalization, more than the first layer's
-    g = taus[taus.target == "generalization"].set_index(["dataset", "layer"])
-    datasets = sorted(g.index.get_level_values(0).unique())
-    ev = "; ".join(f"{d}: layer {last} tau {g.loc[(d, last), 'kendall_tau']:+.2f} "
-                   f"[{g.loc[(d, last), 'tau_lo']:+.2f}, {g.loc[(d, last), 'tau_hi']:+.2f}], layer 1 "
-                   f"{g.loc[(d, 1), 'kendall_tau']:+.2f}" for d in datasets)
-    strong = all(g.loc[(d, last), "tau_lo"] > 0 and g.loc[(d, last), "kendall_tau"] > g.loc[(d, 1), "kendall_tau"]
-                 for d in datasets)
-    positive = all(g.loc[(d, last), "kendall_tau"] > 0 for d in datasets)
-    out.add("Final-layer utilization tracks the generalization gap, better than the first layer (Hypothesis 2)",
-            "001 §3.2, §4.4, Fig. 4", ev, strong, positive)
-    # C10: deeper layers contribute negatively to test loss and resilience (on noisy data)
-    neg_last = float((noisy[noisy.layer == last].contribution_test_loss < 0).mean())
-    pos_first = float((noisy[noisy.layer == 1].contribution_test_loss > 0).mean())
-    out.add("Early layers help the test loss, deeper layers hurt it (noisy labels)", "001 §4.5, Fig. 5",
-            f"contribution to test loss < 0 for layer {last} in {neg_last:.0%} of noisy runs; > 0 for layer 1 in "
-            f"{pos_first:.0%}", neg_last >= 0.5 and pos_first >= 0.5, neg_last >= 0.5 or pos_first >= 0.5)
-    # C11: re-initialising the last layers reverts overfitting
+    out.append(claims.rank_claim(th.noise, th.threshold_width, 1, groups=th.dataset,
+                                 claim="The interpolation threshold moves to larger widths as noise grows",
+                                 where="§4.3, Fig. 3", unit=f"(data set, noise) rows ({len(thresholds) - len(th)} "
+                                 "never interpolate)", statistic="tau (noise, threshold width) within data sets"))
+    # Hypothesis 2, within noise levels (the noise ratio drives both)
+    noise = cell(last_l, "noise")
+    out.append(claims.combine(
+        "Final-layer utilization tracks the generalization gap, better than the first layer (Hypothesis 2)",
+        "§3.2, §4.4, Fig. 4",
+        {f"layer {last} tracks the gap": claims.rank_claim(
+            last_l.utilization, last_l.generalization, 1, groups=noise, unit="runs",
+            statistic=f"tau (layer {last} utilization, gap) within noise levels"),
+         f"layer {last} better than layer 1": claims.tau_difference_claim(
+            last_l.utilization.to_numpy(), first_l.utilization.to_numpy(), last_l.generalization.to_numpy(), 1,
+            groups=noise.to_numpy(), statistic=f"tau(layer {last}) - tau(layer 1) within noise levels")}))
+    noisy_first, noisy_last = first_l[first_l.noise > 0], last_l[last_l.noise > 0]
+    out.append(claims.combine("Early layers help the test loss, deeper layers hurt it (noisy labels)",
+                              "§4.5, Fig. 5", {
+        f"layer {last} hurts": claims.mean_claim(noisy_last.contribution_test_loss, expected_sign=-1, unit="noisy runs",
+                                                 statistic=f"mean contribution of layer {last} to test loss"),
+        "layer 1 helps": claims.mean_claim(noisy_first.contribution_test_loss, expected_sign=1, unit="noisy runs",
+                                           statistic="mean contribution of layer 1 to test loss")}))
     eff = reinit_effect(runs)
-    helps = float((eff[eff.noise > 0].d_loss_last1 < 0).mean())
-    acc = float((eff[eff.noise > 0].d_acc_last1 > 0).mean())
-    out.add("Re-initialising the final layers after training reverts overfitting", "001 §4.5, §5",
-            f"resetting the last layer lowers the test loss in {helps:.0%} and raises test accuracy in {acc:.0%} "
-            "of noisy-label runs", helps >= 0.5 and acc >= 0.5, helps >= 0.5)
-    out.add("Models trained 10,000 epochs; 3 (MNIST) and 6 (CIFAR-10) repeats", "001 §4.1",
-            "not reproduced at that scale on this CPU: runs stop at a training-loss plateau or the epoch cap "
-            "(see the stop reasons above)", None)
-    return out.frame()
+    eff = eff[eff.noise > 0]
+    out.append(claims.combine("Re-initialising the final layers after training reverts overfitting", "§4.5, §5", {
+        "test accuracy rises": claims.mean_claim(eff.d_acc_last1, expected_sign=1, unit="noisy runs",
+                                                 statistic="mean change in test accuracy, last layer reset"),
+        "test loss falls": claims.mean_claim(eff.d_loss_last1, expected_sign=-1, unit="noisy runs",
+                                             statistic="mean change in test loss, last layer reset")}))
+    return claims.table(out)

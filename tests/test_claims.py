@@ -1,0 +1,154 @@
+"""The claims engine: every verdict rule on synthetic data where the claim is true, false, or null."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studylib import claims
+
+
+def related(n, strength, rng):
+    x = rng.normal(size=n)
+    return x, strength * x + rng.normal(size=n)
+
+
+def null_rate(make_claim, reps=200):
+    """How often a rule says 'held' on data where the claim is false at the boundary (no effect)."""
+    rng = np.random.default_rng(0)
+    return sum(make_claim(rng).verdict == "held" for _ in range(reps)) / reps
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_rank_claim_true_false_and_null(sign):
+    rng = np.random.default_rng(1)
+    x, y = related(40, 2.0 * sign, rng)
+    assert claims.rank_claim(x, y, sign).verdict == "held"
+    assert claims.rank_claim(x, -y, sign).verdict == "did not hold"
+    rate = null_rate(lambda r: claims.rank_claim(*related(12, 0.0, r), sign))
+    print(f"rank claim (sign {sign:+d}) held on null data in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+
+
+def test_stratified_rank_claim_on_null_data():
+    groups = np.repeat(np.arange(3), 6)
+    rate = null_rate(lambda r: claims.rank_claim(*related(18, 0.0, r), 1, groups=groups))
+    print(f"stratified rank claim held on null data in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+
+
+def test_no_relation_claims_need_an_interval_inside_the_band():
+    rng = np.random.default_rng(2)
+    x, y = related(2000, 0.0, rng)
+    assert claims.rank_claim(x, y, 0).verdict == "held"                    # n large: the interval is narrow
+    assert claims.rank_claim(x[:10], y[:10], 0).verdict == "inconclusive"  # n small: it cannot be
+    assert claims.rank_claim(*related(40, 2.0, rng), 0).verdict == "did not hold"
+    rate = null_rate(lambda r: claims.rank_claim(*related(40, 0.5, r), 0))  # a real, moderate relation
+    print(f"'no relation' held on related data in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+
+
+def test_not_negative_claims():
+    rng = np.random.default_rng(3)
+    assert claims.rank_claim(*related(40, 2.0, rng), "not negative").verdict == "held"
+    assert claims.rank_claim(*related(40, -2.0, rng), "not negative").verdict == "did not hold"
+    assert claims.rank_claim(*related(5, 0.0, rng), "not negative").verdict == "inconclusive"
+    x, y = related(40, -2.0, rng)
+    assert claims.rank_claim(x, y, "not positive").verdict == "held"
+
+
+def test_three_models_in_perfect_order_are_inconclusive_never_held():
+    for sign in (1, -1):
+        c = claims.rank_claim([1, 2, 3], [1, 2, 3][::sign], sign)
+        assert c.verdict == "inconclusive" and c.low < 0 < c.high + 1e-9 and c.n == 3
+    assert claims.mean_claim([5.0], expected_sign=1).verdict == "inconclusive"
+
+
+def test_mean_claim_true_false_and_null():
+    rng = np.random.default_rng(4)
+    assert claims.mean_claim(rng.normal(1, 1, 20), expected_sign=1).verdict == "held"
+    assert claims.mean_claim(rng.normal(-1, 1, 20), expected_sign=1).verdict == "did not hold"
+    a = rng.normal(2, 1, 20)
+    assert claims.mean_claim(a, a - 1 + 0.1 * rng.normal(size=20), expected_sign=1).verdict == "held"  # paired
+    rate = null_rate(lambda r: claims.mean_claim(r.normal(0, 1, 5), expected_sign=1))
+    print(f"mean claim held on null data in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+    small = claims.mean_claim(rng.normal(0, 0.001, 50), expected_sign=1, negligible=0.01)
+    assert small.verdict == "did not hold" and "negligible" in small.reason
+
+
+def test_tau_difference_claim_true_false_and_null():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=60)
+    good, bad = y + 0.3 * rng.normal(size=60), rng.normal(size=60)
+    assert claims.tau_difference_claim(good, bad, y, 1, n_boot=300).verdict == "held"
+    assert claims.tau_difference_claim(bad, good, y, 1, n_boot=300).verdict == "did not hold"
+
+    def null(r):
+        y = r.normal(size=30)
+        return claims.tau_difference_claim(y + r.normal(size=30), y + r.normal(size=30), y, 1, n_boot=200,
+                                           seed=int(r.integers(1 << 30)))
+    rate = null_rate(null)
+    print(f"tau-difference claim held on null data in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+
+
+def test_combine_rules():
+    held, no, unsure, absent = (claims.Claim("c", "w", "s", 1.0, 0.5, 1.5, 5, 0.01, v, "r")
+                                for v in ("held", "did not hold", "inconclusive", "not testable here"))
+    both = lambda *parts, rule="all": claims.combine("c", "w", dict(zip("abc", parts)), rule).verdict
+    assert both(held, held) == "held" and both(held, no) == "did not hold" and both(held, unsure) == "inconclusive"
+    assert both(held, absent) == "not testable here"
+    assert both(held, held, rule="each") == "held" and both(no, no, rule="each") == "did not hold"
+    assert both(held, no, rule="each") == "partly held" and both(held, unsure, rule="each") == "partly held"
+    assert both(no, unsure, rule="each") == "inconclusive"
+    combined = claims.combine("c", "w", {"MNIST": held, "Fashion": no}, "each")
+    assert combined.evidence.startswith("MNIST: s +1.00 [+0.50, +1.50], n = 5") and combined.n == 10
+    with pytest.raises(ValueError, match="rule must be"):
+        claims.combine("c", "w", {"a": held}, "any")
+
+
+def test_a_failed_premise_turns_a_verdict_into_inconclusive():
+    c = claims.rank_claim(np.arange(20), np.arange(20), 1)
+    assert claims.precondition(c, True, "why").verdict == "held"
+    weak = claims.precondition(c, False, "the models did not learn")
+    assert weak.verdict == "inconclusive" and weak.reason.endswith("but the models did not learn")
+    absent = claims.not_testable("c", "w", "r")
+    assert claims.precondition(absent, False, "x").verdict == "not testable here"
+
+
+def test_bad_arguments_name_what_they_accept():
+    with pytest.raises(ValueError, match="expected_sign must be one of"):
+        claims.rank_claim([1, 2, 3], [1, 2, 3], 2)
+    c = claims.rank_claim([1, 1, 1], [1, 2, 3], 1)
+    assert c.verdict == "inconclusive" and "fewer than two distinct" in c.reason
+
+
+def test_table_summary_and_records_keep_the_evidence():
+    rng = np.random.default_rng(6)
+    items = [claims.rank_claim(*related(30, 2.0, rng), 1, claim="x tracks y", where="Fig. 1", unit="models"),
+             claims.not_testable("needs ImageNet", "Table 2", "not offline")]
+    table = claims.table(items)
+    assert list(table.columns) == ["claim", "where", "evidence", "p", "verdict", "reason", "n"]
+    assert table.evidence[0].startswith("Kendall tau +") and "n = 30 models" in table.evidence[0]
+    assert claims.summary(table.verdict) == "1 held, 1 not testable here"
+    rows = claims.records(claims.concat([table, table]), paper="Someone (2020)", stand_in="digits")
+    assert len(rows) == 4 and rows[0]["paper"] == "Someone (2020)" and rows[0]["stand_in"] == "digits"
+    assert math.isnan(rows[1]["estimate"]) and rows[1]["verdict"] == "not testable here"
+    assert isinstance(claims.show(table).to_html(), str)
+
+
+def test_collect_reads_what_the_chapters_published(tmp_path):
+    import json
+    import nbformat
+    records = [{"paper": "P", "claim": "c", "verdict": "held"}]
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": repr(json.dumps(records))},
+                                           metadata={"scrapbook": {"name": "ch_claims_records", "mime_prefix": ""}})]
+    nb.cells.append(cell)
+    nbformat.write(nb, tmp_path / "01_chapter.ipynb")
+    got = claims.collect(tmp_path)
+    assert got.to_dict("records") == [{"chapter": "01_chapter", **records[0]}]
+    with pytest.raises(FileNotFoundError, match="run the chapters first"):
+        claims.collect(tmp_path / "empty")
