@@ -29,6 +29,7 @@ import pandas as pd
 
 from . import stats
 
+#: the verdicts, in the order the tables count them
 VERDICTS = ("held", "partly held", "did not hold", "inconclusive", "not testable here")
 #: what a claim asserts about its statistic: above 0, below 0, none (inside the negligible band), or not below
 #: (not above) minus the band

@@ -11,7 +11,7 @@ n <= 30, where the tau is discrete; normal with the exact U-statistic variance a
 under which the observed value is not in either tail of mass ``(1 - level) / 2``. Like Clopper and Pearson's
 binomial interval, it never collapses to a point at small n: three points in perfect order give an interval
 that reaches below 0. Its coverage under Gaussian and non-Gaussian copulas is measured in ``tests/test_stats.py``.
-A percentile bootstrap over 3-6 models is not used: at |tau| = 1 every resample has the same sign.
+A percentile bootstrap over 3-6 models is not used: at a perfect ordering every resample has the same sign.
 """
 from __future__ import annotations
 

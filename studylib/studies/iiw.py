@@ -291,15 +291,17 @@ PAPER_FIG3 = pd.DataFrame([
 
 def claims_table_taylor(summary: pd.DataFrame, paths: list[pd.DataFrame]) -> pd.DataFrame:
     """Seed 000's Proposition 1 and its empirical evidence (§4, Fig. 3): the size of ``|theta_Z - theta_0|`` over
-    tasks (t intervals of log10 quantiles), the growth of the Taylor error along the path and its size at theta_Z. Two checks of the chapter hold by construction and are tests, not claims: a Gaussian
+    tasks (t intervals of log10 medians of the parameters that moved), the growth of the Taylor error along the path and its size at theta_Z. Two checks of the chapter hold by construction and are tests, not claims: a Gaussian
     mean shift has no Taylor error, and the error vanishes as t -> 0."""
-    q2 = np.log10(summary["Q2 (all)"].to_numpy(float))
+    # over the parameters that moved: with the stand-ins' small data, the embedding rows of tokens never seen stay
+    # at theta_0 exactly and can hold the all-parameter median at 0
+    q2 = np.log10(summary["moved Q2"].to_numpy(float))
     out = [
         claims.mean_claim(q2 + 4, expected_sign=1, claim="The median |theta_Z - theta_0| exceeds 1e-4",
-                          where="Fig. 3, §4", statistic="mean log10(Q2 / 1e-4)", unit="tasks"),
+                          where="Fig. 3, §4", statistic="mean log10(Q2 / 1e-4), parameters that moved", unit="tasks"),
         claims.mean_claim([q2.max() + 3], expected_sign=1,
                           claim="On some tasks the median |theta_Z - theta_0| exceeds 1e-3", where="Fig. 3, §4",
-                          statistic="log10(largest Q2 / 1e-3)", unit="run of the largest task"),
+                          statistic="log10(largest Q2 / 1e-3), parameters that moved", unit="run of the largest task"),
         claims.mean_claim(_log_ratio([p.rel_error.abs().iloc[-1] for p in paths],
                                      [p.rel_error.abs().iloc[0] for p in paths]), expected_sign=1,
                           claim="The precision of the approximation decreases as |theta_Z - theta_0| grows",
