@@ -64,7 +64,8 @@ def test_evaluate_matches_a_per_example_loop():
     assert got["acc"] == np.mean(hits) and got["confidence"] == pytest.approx(np.mean(margins), rel=1e-5)
     bert_style = training.evaluate(model, [{"x": b["x"], "labels": b["labels"]} for b in
                                            core.array_batches(ds.x_test, ds.y_test, 30)], "cpu")
-    assert bert_style["loss"] == pytest.approx(got["loss"], rel=1e-12)
+    # float32 logits: another batch size may take another BLAS path, equal to float32 precision
+    assert bert_style["loss"] == pytest.approx(got["loss"], rel=1e-6)
 
 
 def test_array_batches_check_their_inputs():
