@@ -7,7 +7,8 @@ chapters stored (:func:`publish`, :func:`collect`).
 The verdicts:
 
 - **held**: the interval lies entirely on the claimed side (of 0, or of the stated threshold);
-- **did not hold**: the interval lies entirely on the other side, or inside the stated negligible band;
+- **did not hold**: the interval lies entirely on the other side, or, for a claimed direction, inside the stated
+  negligible band (a claim of no relation: entirely outside the band);
 - **inconclusive**: the interval covers both (the data at this n cannot tell), or no valid interval exists;
 - **not testable here**: the data the claim needs cannot be had here (the reason is given);
 - **partly held**: only for a claim tested on several data sets by one rule (:func:`combine` with ``"each"``):
@@ -31,8 +32,8 @@ from . import stats
 
 #: the verdicts, in the order the tables count them
 VERDICTS = ("held", "partly held", "did not hold", "inconclusive", "not testable here")
-#: what a claim asserts about its statistic: above 0, below 0, none (inside the negligible band), or not below
-#: (not above) minus the band
+#: what a claim asserts about its statistic: above 0, below 0, none (inside the negligible band), not below minus
+#: the band, or not above plus the band
 DIRECTIONS = {1: "positive", -1: "negative", 0: "none", "positive": "positive", "negative": "negative",
               "none": "none", "not negative": "not negative", "not positive": "not positive"}
 
@@ -100,20 +101,21 @@ def decide(low: float, high: float, direction, negligible: float = 0.0) -> tuple
     if kind == "none":
         if inside:
             return "held", f"interval {where} lies inside {band}"
-        if low > 0 or high < 0:
-            return "did not hold", f"interval {where} excludes 0"
-        return "inconclusive", f"interval {where} covers 0 but reaches beyond {band}"
+        if low > negligible or high < -negligible:
+            return "did not hold", f"interval {where} lies outside {band}"
+        return "inconclusive", f"interval {where} reaches beyond {band}"
     sign = 1 if kind == "not negative" else -1
-    if (low > -negligible if sign > 0 else high < negligible):
-        return "held", f"interval {where} excludes values {'below' if sign > 0 else 'above'} {_num(-sign * negligible)}"
-    if (high < 0 if sign > 0 else low > 0):
-        return "did not hold", f"interval {where} lies {'below' if sign > 0 else 'above'} 0"
-    return "inconclusive", f"interval {where} reaches {'below' if sign > 0 else 'above'} {_num(-sign * negligible)}"
+    bound = _num(-sign * negligible)
+    if (low >= -negligible if sign > 0 else high <= negligible):
+        return "held", f"interval {where} excludes values {'below' if sign > 0 else 'above'} {bound}"
+    if (high < -negligible if sign > 0 else low > negligible):
+        return "did not hold", f"interval {where} lies {'below' if sign > 0 else 'above'} {bound}"
+    return "inconclusive", f"interval {where} reaches {'below' if sign > 0 else 'above'} {bound}"
 
 
 def _direction(direction) -> str:
     if direction not in DIRECTIONS:
-        raise ValueError(f"expected_sign must be one of {list(DIRECTIONS)}, got {direction!r}")
+        raise ValueError(f"the claimed direction (expected_sign) must be one of {list(DIRECTIONS)}, got {direction!r}")
     return DIRECTIONS[direction]
 
 
@@ -141,6 +143,16 @@ def mean_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "",
     :func:`studylib.stats.paired`. Used by every chapter."""
     _direction(expected_sign)
     return _claim(stats.paired(a, b, level), expected_sign, negligible, claim, where, unit, statistic)
+
+
+def share_claim(successes, expected_sign, null: float = 0.5, level: float = 0.95, claim: str = "", where: str = "",
+                negligible: float = 0.0, unit: str = "", statistic: str = "share") -> Claim:
+    """A claim about the share of true values in ``successes`` relative to ``null`` (the statistic is the share
+    minus ``null``), decided by the exact interval of :func:`studylib.stats.proportion`. Used by the IIW
+    fine-tuning chapter."""
+    _direction(expected_sign)
+    return _claim(stats.proportion(successes, level, null), expected_sign, negligible, claim, where, unit,
+                  f"{statistic} - {null:g}")
 
 
 def tau_difference_claim(x1, x2, y, expected_sign=1, groups=None, level: float = 0.95, claim: str = "",
@@ -172,7 +184,9 @@ def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all") 
     ``rule="all"``: a conjunction (e.g. "rises, then falls"): held when every part held, did not hold when any
     part did not, not testable when any part is not testable, else inconclusive.
     ``rule="each"``: the same claim on several data sets: held when held on all, did not hold when it did not
-    hold on any, "partly held" when held on some and not on the others, else inconclusive.
+    hold on any, "partly held" when held on some and not on the others, not testable when no part is testable,
+    else inconclusive. ``n`` is the parts' total for "each" (separate data) and their largest for "all" (the
+    parts of a conjunction are usually measured on the same runs).
     """
     if rule not in ("all", "each"):
         raise ValueError(f"rule must be 'all' or 'each', got {rule!r}")
@@ -198,9 +212,11 @@ def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all") 
             verdict = "did not hold"
         elif held:
             verdict = "partly held"
+        elif all(v == "not testable here" for v in verdicts):
+            verdict = "not testable here"
         else:
             verdict = "inconclusive"
-    n = sum(p.n for p in parts.values())
+    n = (sum if rule == "each" else max)(p.n for p in parts.values())
     one = next(iter(parts.values()))
     return Claim(claim, where, one.statistic if len(parts) == 1 else "see parts", math.nan, math.nan, math.nan, n,
                  math.nan, verdict, summary, one.unit, one.level, labelled)

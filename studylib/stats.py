@@ -8,7 +8,8 @@ also shows :func:`series_table` (its Tables 1 and 5 analogues).
 depends only on the copula of (x, y). :func:`kendall` inverts a Neyman confidence belt: for every true tau on a
 grid of step 0.01 it takes the distribution of the sample tau at this n under a Gaussian copula (simulated for
 n <= 30, where the tau is discrete; normal with the exact U-statistic variance above), and keeps every true tau
-under which the observed value is not in either tail of mass ``(1 - level) / 2``. Like Clopper and Pearson's
+under which the observed value is not in either tail of mass ``(1 - level) / 2``. Tied data are simulated with
+their observed ties, so the belt is that of the tie-corrected tau-b. Like Clopper and Pearson's
 binomial interval, it never collapses to a point at small n: three points in perfect order give an interval
 that reaches below 0. Its coverage under Gaussian and non-Gaussian copulas is measured in ``tests/test_stats.py``.
 A percentile bootstrap over 3-6 models is not used: at a perfect ordering every resample has the same sign.
@@ -135,29 +136,62 @@ def tau_variance(tau, n: int) -> np.ndarray:
     return 2 / (n * (n - 1)) * (2 * (n - 2) * zeta1(tau) + 1 - tau ** 2)
 
 
+def tie_pattern(values) -> tuple[int, ...] | None:
+    """The sorted dense ranks of ``values`` (e.g. ``(0, 0, 1, 2, 2)``), the part of the data a tie-corrected tau's
+    distribution depends on; None without ties."""
+    codes = np.unique(np.asarray(values, float), return_inverse=True)[1]
+    return None if codes.max() + 1 == len(codes) else tuple(int(c) for c in np.sort(codes))
+
+
+def _tied_pairs(pattern: tuple[int, ...] | None, n: int) -> int:
+    sizes = np.bincount(pattern) if pattern is not None else np.ones(n, int)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def _null_variance_ratio(n: int, x_ties, y_ties) -> float:
+    """Var(tau-b) / Var(tau) under independence for the tie patterns (the standard tie-corrected variance of S)."""
+    def terms(pattern):
+        t = np.bincount(pattern) if pattern is not None else np.ones(n, int)
+        return ((t * (t - 1) * (2 * t + 5)).sum(), (t * (t - 1)).sum(), (t * (t - 1) * (t - 2)).sum())
+    (vx, ax, bx), (vy, ay, by) = terms(x_ties), terms(y_ties)
+    var_s = ((n * (n - 1) * (2 * n + 5) - vx - vy) / 18 + ax * ay / (2 * n * (n - 1))
+             + bx * by / (9 * n * (n - 1) * (n - 2)))
+    n0 = n * (n - 1) / 2
+    untied = 2 * (2 * n + 5) / (9 * n * (n - 1))
+    return var_s / ((n0 - _tied_pairs(x_ties, n)) * (n0 - _tied_pairs(y_ties, n))) / untied
+
+
 @functools.lru_cache(maxsize=None)
-def tau_draws(n: int, copy: int = 0) -> np.ndarray:
+def tau_draws(n: int, copy: int = 0, x_ties: tuple[int, ...] | None = None,
+              y_ties: tuple[int, ...] | None = None) -> np.ndarray:
     """Sample taus of ``n`` pairs under a Gaussian copula at every true tau of :data:`GRID`: an array of shape
-    ``(len(GRID), DRAWS)``, fixed by ``(n, copy)`` (independent copies for independent strata).
+    ``(len(GRID), DRAWS)``, fixed by its arguments (``copy``: independent copies for independent strata).
 
     For ``n <= SIMULATED_UP_TO`` the pairs are simulated, with common random numbers across the grid so that
-    each draw's tau is non-decreasing in the true tau; above, the draws are normal with :func:`tau_variance`,
-    clipped to [-1, 1]."""
+    each draw's tau is non-decreasing in the true tau; with ties (``x_ties``, ``y_ties`` from :func:`tie_pattern`)
+    the simulated pairs take the observed tied ranks and the draws are tau-b. Above, the draws are normal with
+    :func:`tau_variance` (scaled by the null variance ratio of tau-b with these ties), clipped to [-1, 1]."""
     if n < 2:
         raise ValueError(f"n must be an int >= 2, got {n!r}")
     rng = np.random.default_rng([n, copy, 2020])
     if n > SIMULATED_UP_TO:
         z = rng.standard_normal(DRAWS)
-        return np.clip(GRID[:, None] + np.sqrt(tau_variance(GRID, n))[:, None] * z[None, :], -1, 1)
+        scale = np.sqrt(tau_variance(GRID, n) * _null_variance_ratio(n, x_ties, y_ties))
+        return np.clip(GRID[:, None] + scale[:, None] * z[None, :], -1, 1)
     z1, z2 = rng.standard_normal((2, DRAWS, n))
     order = np.argsort(z1, axis=1)                     # x sorted: the pair (i < j) is concordant iff y_j > y_i
     z1, z2 = np.take_along_axis(z1, order, 1), np.take_along_axis(z2, order, 1)
     i, j = np.triu_indices(n, 1)
+    sx = np.sign(np.asarray(x_ties)[j] - np.asarray(x_ties)[i]) if x_ties else 1.0
+    n0 = n * (n - 1) / 2
+    norm = math.sqrt((n0 - _tied_pairs(x_ties, n)) * (n0 - _tied_pairs(y_ties, n)))
     out = np.empty((len(GRID), DRAWS))
     for g, t in enumerate(GRID):
         rho = math.sin(math.pi * t / 2)
         y = rho * z1 + math.sqrt(max(1 - rho * rho, 0.0)) * z2
-        out[g] = np.sign(y[:, j] - y[:, i]).mean(axis=1)
+        if y_ties:  # the draw's y ranks carry the observed ties
+            y = np.asarray(y_ties)[np.argsort(np.argsort(y, axis=1), axis=1)]
+        out[g] = (np.sign(y[:, j] - y[:, i]) * sx).sum(axis=1) / norm
     return out
 
 
@@ -167,8 +201,8 @@ def _belt(observed: float, draws: np.ndarray, level: float) -> tuple[float, floa
     below = (draws <= observed + _EPS).mean(axis=1)
     above = (draws >= observed - _EPS).mean(axis=1)
     accepted = GRID[(below > tail) & (above > tail)]
-    if len(accepted) == 0:  # only at simulation noise in the extreme tail: the nearest grid point
-        accepted = GRID[[int(np.argmin(np.abs(np.median(draws, axis=1) - observed)))]]
+    if len(accepted) == 0:  # only at simulation noise in an extreme tail: no interval
+        return math.nan, math.nan
     return float(accepted.min()), float(accepted.max())
 
 
@@ -197,7 +231,8 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
     2020's granulated tau, Psi), so that a variable that drives both x and y can be held fixed; its interval is
     the belt of that mean (independent groups, one common within-group tau) and its p-value the belt's
     probability under tau = 0. Groups with fewer than two points, or with x or y constant, are left out.
-    Non-finite pairs are dropped. Fewer than two usable points give NaN with a ``note``. Used by every
+    Ties are simulated as observed (tau-b). Non-finite pairs are dropped. Fewer than two usable points give NaN
+    with a ``note``; left-out groups are named in the ``note``. Used by every
     chapter's claims (through :func:`studylib.claims.rank_claim`).
     """
     _check_level(level)
@@ -220,11 +255,18 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
     sizes = [len(a) for a, _ in parts]
     copies: dict[int, int] = {}
     draws = []
-    for size in sizes:  # independent draws for independent strata of one size
-        draws.append(tau_draws(size, copies.get(size, 0)))
-        copies[size] = copies.get(size, 0) + 1
+    for a, b in parts:  # independent draws for independent strata of one size and tie pattern
+        key = (len(a), tie_pattern(a), tie_pattern(b))
+        draws.append(tau_draws(key[0], copies.get(key, 0), *key[1:]))
+        copies[key] = copies.get(key, 0) + 1
     draws = np.mean(draws, axis=0)
     low, high = _belt(observed, draws, level)
+    notes = []
+    if not (math.isfinite(low) and math.isfinite(high)):
+        notes.append("the observed tau lies outside the simulated belt")
+    if groups is not None and len(parts) < len(np.unique(labels)):
+        notes.append(f"{len(np.unique(labels)) - len(parts)} of {len(np.unique(labels))} groups left out "
+                     "(under two points, or x or y constant)")
     method = "Gaussian-copula belt" + ("" if max(sizes) <= SIMULATED_UP_TO else " (normal above n = 30)")
     if groups is None:
         p, p_method = _exact_p(*parts[0])
@@ -233,7 +275,7 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
         null = draws[int(np.argmin(np.abs(GRID)))]
         p = float((np.abs(null) >= abs(observed) - _EPS).mean())
         method += "; p from the belt at tau = 0"
-    return Estimate(name, observed, low, high, p, n, level, method, len(parts))
+    return Estimate(name, observed, low, high, p, n, level, method, len(parts), "; ".join(notes))
 
 
 COPULAS = ("gaussian", "clayton")
@@ -292,6 +334,24 @@ def paired(a, b=None, level: float = 0.95) -> Estimate:
     half = stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n)
     p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
     return Estimate(name, mean, mean - half, mean + half, p, n, level, "t")
+
+
+def proportion(successes, level: float = 0.95, null: float = 0.5) -> Estimate:
+    """The share of true values in ``successes`` (NaN entries dropped) minus ``null``, with the exact
+    Clopper-Pearson interval and the exact two-sided binomial p-value of the share ``null``. Used by the IIW
+    fine-tuning chapter's FT vs LP-FT claim (through :func:`studylib.claims.share_claim`)."""
+    _check_level(level)
+    s = np.asarray(successes, float)
+    s = s[np.isfinite(s)]
+    n, k = len(s), int(s.sum())
+    name = f"share - {null:g}"
+    if n == 0:
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, "Clopper-Pearson",
+                        note="no observations")
+    test = stats.binomtest(k, n, null)
+    ci = test.proportion_ci(level, method="exact")
+    return Estimate(name, k / n - null, ci.low - null, ci.high - null, float(test.pvalue), n, level,
+                    "Clopper-Pearson; p exact binomial")
 
 
 #: smallest number of points at which :func:`compare_taus` trusts its bootstrap

@@ -57,6 +57,15 @@ def test_not_negative_claims():
     assert claims.rank_claim(x, y, "not positive").verdict == "held"
 
 
+def test_band_claims_refuted_only_by_an_interval_wholly_outside_the_band():
+    assert claims.decide(0.02, 0.3, "none", 0.1)[0] == "inconclusive"       # partly inside the band
+    assert claims.decide(0.12, 0.3, "none", 0.1)[0] == "did not hold"
+    assert claims.decide(-0.15, -0.01, "not negative", 0.1)[0] == "inconclusive"
+    assert claims.decide(-0.3, -0.12, "not negative", 0.1)[0] == "did not hold"
+    assert claims.decide(0.01, 0.15, "not positive", 0.1)[0] == "inconclusive"
+    assert claims.decide(-0.3, 0.1, "not positive", 0.1)[0] == "held"
+
+
 def test_three_models_in_perfect_order_are_inconclusive_never_held():
     for sign in (1, -1):
         c = claims.rank_claim([1, 2, 3], [1, 2, 3][::sign], sign)
@@ -101,9 +110,10 @@ def test_combine_rules():
     assert both(held, absent) == "not testable here"
     assert both(held, held, rule="each") == "held" and both(no, no, rule="each") == "did not hold"
     assert both(held, no, rule="each") == "partly held" and both(held, unsure, rule="each") == "partly held"
-    assert both(no, unsure, rule="each") == "inconclusive"
+    assert both(no, unsure, rule="each") == "inconclusive" and both(absent, absent, rule="each") == "not testable here"
     combined = claims.combine("c", "w", {"MNIST": held, "Fashion": no}, "each")
     assert combined.evidence.startswith("MNIST: s +1.00 [+0.50, +1.50], n = 5") and combined.n == 10
+    assert claims.combine("c", "w", {"a": held, "b": no}).n == 5  # a conjunction's parts share their runs
     with pytest.raises(ValueError, match="rule must be"):
         claims.combine("c", "w", {"a": held}, "any")
 
@@ -117,8 +127,16 @@ def test_a_failed_premise_turns_a_verdict_into_inconclusive():
     assert claims.precondition(absent, False, "x").verdict == "not testable here"
 
 
+def test_share_claim_true_false_and_null():
+    assert claims.share_claim([1] * 12, 1).verdict == "held"
+    assert claims.share_claim([0] * 12, 1).verdict == "did not hold"
+    rate = null_rate(lambda r: claims.share_claim(r.random(12) < 0.5, 1))
+    print(f"a share above 1/2 held on fair coins in {rate:.1%} of 200 repetitions")
+    assert rate <= 0.05
+
+
 def test_bad_arguments_name_what_they_accept():
-    with pytest.raises(ValueError, match="expected_sign must be one of"):
+    with pytest.raises(ValueError, match=r"\(expected_sign\) must be one of"):
         claims.rank_claim([1, 2, 3], [1, 2, 3], 2)
     c = claims.rank_claim([1, 1, 1], [1, 2, 3], 1)
     assert c.verdict == "inconclusive" and "fewer than two distinct" in c.reason

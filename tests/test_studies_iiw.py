@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from studylib import claims
 from studylib.studies import iiw as iiw_study
 
 
@@ -62,10 +63,13 @@ def test_two_phase_rule():
 
 
 def _taylor_claims(q2_moved, error_small, error_t1):
-    """Taylor claims on tasks whose paths go from ``error_small`` at t = 0.01 to ``error_t1`` at t = 1."""
+    """Taylor claims on tasks whose paths grow geometrically from ``error_small`` at t = 0.1 to ``error_t1`` at
+    t = 1."""
     summary = pd.DataFrame({"task": [f"t{i}" for i in range(len(q2_moved))], "moved Q2": q2_moved, "Q2 (all)": 0.0,
                             "rel. error, t=1": error_t1})
-    paths = [pd.DataFrame({"t": [0.01, 1.0], "rel_error": [s, e]}) for s, e in zip(error_small, error_t1)]
+    t = np.array([0.01, 0.1, 0.2, 0.4, 0.7, 1.0])
+    paths = [pd.DataFrame({"t": t, "rel_error": np.sign(e) * abs(s) * (abs(e) / abs(s)) ** np.log10(t * 10).clip(0)})
+             for s, e in zip(error_small, error_t1)]
     table = iiw_study.claims_table_taylor(summary, paths)
     return dict(zip(table.claim, table.verdict))
 
@@ -73,12 +77,12 @@ def _taylor_claims(q2_moved, error_small, error_t1):
 def test_taylor_claims_decided_over_tasks():
     v = _taylor_claims(q2_moved=[2e-4, 3e-4, 2.5e-4, 4e-4], error_small=[0.01, 0.02, 0.01, 0.015],
                        error_t1=[-0.3, 0.4, 0.35, -0.5])
-    assert v["The median |theta_Z - theta_0| exceeds 1e-4"] == "held"
-    assert v["On some tasks the median |theta_Z - theta_0| exceeds 1e-3"] == "inconclusive"  # one run per task
+    assert v["The median |theta_Z - theta_0| of the parameters that moved exceeds 1e-4"] == "held"
+    assert v["On some tasks the median |theta_Z - theta_0| of the parameters that moved exceeds 1e-3"] == "inconclusive"  # one run per task
     assert v["The precision of the approximation decreases as |theta_Z - theta_0| grows"] == "held"
     assert v["The IIW approximation has significant errors at the |delta| fine-tuning produces"] == "held"
     v = _taylor_claims(q2_moved=[2e-5, 3e-5, 1e-5], error_small=[0.01, 0.02, 0.01], error_t1=[0.02, 0.03, 0.01])
-    assert v["The median |theta_Z - theta_0| exceeds 1e-4"] == "did not hold"
+    assert v["The median |theta_Z - theta_0| of the parameters that moved exceeds 1e-4"] == "did not hold"
     assert v["The IIW approximation has significant errors at the |delta| fine-tuning produces"] == "did not hold"
 
 
@@ -87,10 +91,10 @@ def test_finetuning_claims_read_matched_runs():
     for k, task in enumerate("abcdef"):
         for pre, method, variant in ((True, "ft", "pre-trained FT"), (True, "lpft", "pre-trained LP-FT"),
                                      (False, "ft", "random FT")):
-            curve = [1, 3, 2 + 0.1 * k] if variant == "pre-trained FT" else [1, 2, 3]
+            curve = {"pre-trained FT": [1, 3, 2 + 0.1 * k], "random FT": [1, 3, 3 - 0.01 * k]}.get(variant, [1, 2, 3])
             runs.append({"model": "m", "task": task, "seed": 0, "pretrained": pre, "method": method,
                          "variant": variant, "final_iiw_fisher_total": curve[-1] * (2 if method == "lpft" else 1),
-                         "final_test_acc": 0.8})
+                         "final_test_acc": 0.8 - 0.01 * (method == "lpft") * (-1) ** k})
             epochs += [{"model": "m", "task": task, "seed": 0, "variant": variant, "epoch": e + 1, "iiw": v,
                         "test_acc": 0.5 + 0.1 * e} for e, v in enumerate(curve)]
     runs, epochs = pd.DataFrame(runs), pd.DataFrame(epochs)
@@ -103,3 +107,12 @@ def test_finetuning_claims_read_matched_runs():
              "initialised ones do not"] == "held"
     # IIW rises with accuracy in most runs: the stratified tau is reliably positive, not negative
     assert v["Lower IIW does not reliably go with better accuracy across epochs"] == "held"
+    # LP-FT has the higher IIW everywhere and the better accuracy on half the tasks: 3 of 6 pairs agree, and six
+    # pairs cannot bound the agreement below 75%
+    claim = table.set_index("claim").loc["Between FT and LP-FT, the lower-IIW model is not reliably the more accurate"]
+    assert claim.verdict == "inconclusive" and "+0.00 [" in claim.evidence
+
+
+def test_share_claim_needs_the_interval_below_the_band():
+    assert claims.share_claim([1, 0] * 20, "not positive", negligible=0.25).verdict == "held"
+    assert claims.share_claim([1] * 40, "not positive", negligible=0.25).verdict == "did not hold"

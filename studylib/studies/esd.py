@@ -163,7 +163,7 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
                                   statistic=f"tau ({m}, accuracy)") for m in PAPER_METRICS}, rule="each"))
         out.append(claims.tau_difference_claim(
             group.alpha_weighted, group.log_norm, group.accuracy, -1, level=level, unit="models",
-            claim=f"The alpha-based metrics predict better than the norms ({series})", where="§4, Table 5",
+            claim=f"alpha_weighted predicts accuracy better than the log norm ({series})", where="§4, Table 5",
             statistic="tau(alpha_weighted, accuracy) - tau(log_norm, accuracy)"))
     well, poor = (weight_layers(details[name]).reset_index(drop=True) for name in deficient)
     out.append(claims.mean_claim(poor.alpha, well.alpha, expected_sign=1, level=level,
@@ -174,12 +174,14 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
     testable = sizes[sizes >= stats.NORMALITY_MIN_N]
     claim, where = "Regression errors are not normal (so p-values mislead)", "response to reviewer 1"
     if len(testable):
-        ps = [stats.series_regression(g.alpha_weighted, g.accuracy)["shapiro_p"]
+        ps = [stats.series_regression(g.alpha_weighted, g.accuracy, level)["shapiro_p"]
               for s, g in frame.groupby("series") if s in testable.index]
-        p = float(min(ps))
-        out.append(claims.Claim(claim, where, "smallest Shapiro-Wilk p over series", p, math.nan, math.nan,
-                                int(testable.sum()), p, "held" if p < 1 - level else "inconclusive",
-                                f"Shapiro-Wilk at the {1 - level:.0%} level", "models", level, paper=RESPONSE))
+        p = float(min(1.0, np.nanmin(ps) * len(ps)))  # Bonferroni over the series tested
+        out.append(claims.Claim(claim, where, "smallest Shapiro-Wilk p over series, Bonferroni-adjusted", p,
+                                math.nan, math.nan, int(testable.sum()), p,
+                                "held" if p < 1 - level else "inconclusive",
+                                f"Shapiro-Wilk at the {1 - level:.0%} level (the one claim decided by a test, not "
+                                "an interval)", "models", level, paper=RESPONSE))
     else:
         out.append(replace(claims.not_testable(claim, where, f"series of {', '.join(map(str, sizes))} models: "
                                                f"Shapiro-Wilk has no power below {stats.NORMALITY_MIN_N}"),

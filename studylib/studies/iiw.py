@@ -96,11 +96,11 @@ def learnt(runs: pd.DataFrame, level: float = 0.95) -> pd.Series:
     return pd.Series(out, index=runs.index)
 
 
-def _learnt_premise(items: list, runs: pd.DataFrame) -> list:
+def _learnt_premise(items: list, runs: pd.DataFrame, level: float = 0.95) -> list:
     """Every claim's verdict stands only if every pre-trained run in ``runs`` learnt (:func:`learnt`)."""
-    ok = learnt(runs[runs.pretrained])
+    ok = learnt(runs[runs.pretrained], level)
     reason = (f"{int((~ok).sum())} of {len(ok)} pre-trained runs do not beat the majority class (one-sided "
-              "binomial test, 5%): the models compared did not learn")
+              f"binomial test, {1 - level:.0%}): the models compared did not learn")
     return [claims.precondition(c, bool(ok.all()), reason) for c in items]
 
 
@@ -176,15 +176,8 @@ def epoch_frame(runs: pd.DataFrame, estimator: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def two_phase(iiw_by_epoch, drop: float = 0.05) -> bool:
-    """The "memorisation then forgetting" pattern, by a stated rule: over epochs 1..E (epoch 0 excluded, as in
-    the paper) IIW peaks at an epoch before the last, and the last epoch's IIW is at least ``drop`` (5%)
-    below that peak."""
-    values = list(iiw_by_epoch)
-    if len(values) < 3:
-        return False
-    peak = max(range(len(values)), key=values.__getitem__)
-    return peak < len(values) - 1 and values[-1] <= (1 - drop) * values[peak]
+#: the fall of IIW after its peak that counts as forgetting (the two-phase rule)
+FORGETTING_DROP = 0.05
 
 
 def forgetting_drop(iiw_by_epoch) -> float:
@@ -196,7 +189,7 @@ def forgetting_drop(iiw_by_epoch) -> float:
     return float((values.max() - values[-1]) / values.max())
 
 
-def two_phase(iiw_by_epoch, drop: float = 0.05) -> bool:
+def two_phase(iiw_by_epoch, drop: float = FORGETTING_DROP) -> bool:
     """The "memorisation then forgetting" pattern, by a stated rule: over epochs 1..E (epoch 0 excluded, as in
     the paper) IIW peaks at an epoch before the last, and the last epoch's IIW is at least ``drop`` (5%)
     below that peak."""
@@ -221,8 +214,9 @@ def epoch_taus(epochs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
                             estimator: str) -> pd.DataFrame:
     """Seed 000's claims about IIW during fine-tuning (§3.3, Fig. 2) and FT vs LP-FT (§3.4, Table 2): the
-    forgetting phase by a paired comparison of the fall after the peak (pre-trained vs random FT, matched runs);
-    IIW against accuracy by the stratified tau over epochs (runs held apart); Table 2 by paired comparisons."""
+    forgetting phase by the fall after the peak (above 5% in pre-trained FT runs, at most 5% in random ones); IIW
+    against accuracy by the stratified tau over epochs (runs held apart); Table 2 by the share of (FT, LP-FT)
+    pairs in which the lower-IIW model is the more accurate (Clopper-Pearson; "reliably": above 75%)."""
     fall = taus.pivot_table(index=PAIR, columns="variant", values="drop_after_peak")
     tracked = epochs[(epochs.epoch > 0)]
     run_id = tracked[["model", "task", "seed", "variant"]].astype(str).agg("/".join, axis=1)
@@ -230,20 +224,25 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
     ft = runs[runs.pretrained].pivot_table(index=PAIR, columns="method", values=[total, "final_test_acc"])
     d_log_iiw = _log_ratio(ft[(total, "lpft")], ft[(total, "ft")])
     d_acc = ft[("final_test_acc", "lpft")] - ft[("final_test_acc", "ft")]
+    agree = np.where(np.sign(d_acc) != 0, -np.sign(d_log_iiw) == np.sign(d_acc), np.nan)  # accuracy ties: no vote
     out = [
-        claims.mean_claim(fall.get("pre-trained FT"), fall.get("random FT"), expected_sign=1,
-                          claim="Pre-trained models go through memorisation then forgetting (IIW rises, then "
-                                "falls); randomly initialised ones do not", where="Fig. 2, §3.3",
-                          statistic=f"mean difference in IIW's fall after its peak (pre-trained - random), {estimator}",
-                          unit="(model, task, seed) pairs"),
+        claims.combine(
+            "Pre-trained models go through memorisation then forgetting (IIW rises, then falls); randomly "
+            "initialised ones do not", "Fig. 2, §3.3", {
+                "pre-trained FT: IIW falls after its peak by more than 5%": claims.mean_claim(
+                    fall.get("pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit="(model, task, seed) runs",
+                    statistic=f"mean fall of IIW after its peak - 5%, {estimator}"),
+                "random FT: IIW falls after its peak by at most 5%": claims.mean_claim(
+                    fall.get("random FT"), expected_sign="not positive", negligible=FORGETTING_DROP,
+                    unit="(model, task, seed) runs", statistic=f"mean fall of IIW after its peak, {estimator}")}),
         claims.rank_claim(tracked.iiw, tracked.test_acc, "not negative", groups=run_id,
                           claim="Lower IIW does not reliably go with better accuracy across epochs",
                           where="Fig. 2, §3.3", statistic=f"stratified tau (IIW, accuracy) over epochs, {estimator}",
                           unit="epochs"),
-        claims.rank_claim(d_log_iiw, d_acc, "not negative",
-                          claim="Between FT and LP-FT, the lower-IIW model is not reliably the more accurate",
-                          where="Table 2, §3.4", statistic=f"tau (log IIW ratio, accuracy difference), {estimator}",
-                          unit="(model, task, seed) pairs"),
+        claims.share_claim(agree[np.isfinite(agree)], expected_sign="not positive", negligible=0.25,
+                           claim="Between FT and LP-FT, the lower-IIW model is not reliably the more accurate",
+                           where="Table 2, §3.4", unit="(model, task, seed) pairs",
+                           statistic=f"share of pairs where the lower-IIW model is the more accurate, {estimator}"),
     ]
     return claims.table(_learnt_premise(out, runs))
 
@@ -291,22 +290,27 @@ PAPER_FIG3 = pd.DataFrame([
 
 def claims_table_taylor(summary: pd.DataFrame, paths: list[pd.DataFrame]) -> pd.DataFrame:
     """Seed 000's Proposition 1 and its empirical evidence (§4, Fig. 3): the size of ``|theta_Z - theta_0|`` over
-    tasks (t intervals of log10 medians of the parameters that moved), the growth of the Taylor error along the path and its size at theta_Z. Two checks of the chapter hold by construction and are tests, not claims: a Gaussian
-    mean shift has no Taylor error, and the error vanishes as t -> 0."""
+    tasks (t intervals of log10 medians of the parameters that moved), the growth of the Taylor error over the
+    path's upper decade (stratified tau by task) and its size at theta_Z. Two checks of the chapter hold by
+    construction and are tests, not claims: a Gaussian mean shift has no Taylor error, and the error vanishes as
+    t -> 0."""
     # over the parameters that moved: with the stand-ins' small data, the embedding rows of tokens never seen stay
     # at theta_0 exactly and can hold the all-parameter median at 0
     q2 = np.log10(summary["moved Q2"].to_numpy(float))
+    # the upper decade of the path: the error vanishes as t -> 0 by construction, so only its growth there is a test
+    upper = pd.concat([p.assign(task=task) for task, p in zip(summary.task, paths)]).query("t >= 0.1")
     out = [
-        claims.mean_claim(q2 + 4, expected_sign=1, claim="The median |theta_Z - theta_0| exceeds 1e-4",
+        claims.mean_claim(q2 + 4, expected_sign=1,
+                          claim="The median |theta_Z - theta_0| of the parameters that moved exceeds 1e-4",
                           where="Fig. 3, §4", statistic="mean log10(Q2 / 1e-4), parameters that moved", unit="tasks"),
         claims.mean_claim([q2.max() + 3], expected_sign=1,
-                          claim="On some tasks the median |theta_Z - theta_0| exceeds 1e-3", where="Fig. 3, §4",
+                          claim="On some tasks the median |theta_Z - theta_0| of the parameters that moved exceeds "
+                                "1e-3", where="Fig. 3, §4",
                           statistic="log10(largest Q2 / 1e-3), parameters that moved", unit="run of the largest task"),
-        claims.mean_claim(_log_ratio([p.rel_error.abs().iloc[-1] for p in paths],
-                                     [p.rel_error.abs().iloc[0] for p in paths]), expected_sign=1,
+        claims.rank_claim(upper.t, upper.rel_error.abs(), expected_sign=1, groups=upper.task,
                           claim="The precision of the approximation decreases as |theta_Z - theta_0| grows",
-                          where="Prop. 1", statistic="mean log(|relative error| at t = 1 / at the smallest t)",
-                          unit="tasks"),
+                          where="Prop. 1", statistic="stratified tau (t, |relative error|), t from 0.1 to 1",
+                          unit="path points"),
         claims.mean_claim(summary["rel. error, t=1"].abs() - 0.1, expected_sign=1,
                           claim="The IIW approximation has significant errors at the |delta| fine-tuning produces",
                           where="§4", statistic="mean |relative error at t = 1| - 10%", unit="tasks"),

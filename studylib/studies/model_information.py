@@ -183,7 +183,7 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     pure = {"missing objects": by["missing_objects"], "Massart label noise": by["massart"]}
     out.append(claims.combine("Missing objects and label noise are pure noise: they do not raise the information",
                               "§3, Tables 3-4", {n: claims.rank_claim(
-                                  d.level, d.info_bits, 0, groups=d.seed, unit="(level, seed) runs",
+                                  d.level, d.info_bits, "not positive", groups=d.seed, unit="(level, seed) runs",
                                   statistic="tau (noise level, information) within seeds") for n, d in pure.items()}))
     out.append(claims.combine("... but they lower the model's confidence", "§3, Tables 3-4", {
         n: claims.rank_claim(d.level, d.confidence, -1, groups=d.seed, unit="(level, seed) runs",
@@ -200,7 +200,7 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     out.append(_middle_blocks(ablation))
     out.append(_shortcuts(ablation))
     teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])
-    alphas = distill[distill.sweep == "alpha"]
+    alphas = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]  # at alpha = 0, I = 0 by construction
     out.append(claims.rank_claim(teachers.teacher_width, teachers.I, 1, groups=teachers.seed, unit="(teacher, seed) runs",
                                  claim="Larger teachers transfer more information to the student",
                                  where="§7, Fig. 8b, Table 10", statistic="tau (teacher width, I) within seeds"))
@@ -208,7 +208,8 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
                                  claim="A larger distillation weight alpha transfers more information",
                                  where="§7, Fig. 8c, Table 11", statistic="tau (alpha, I) within seeds"))
     alone = distill[(distill.sweep == "teacher") & distill.teacher_width.isna()].set_index("seed").student_acc
-    taught = distill[distill.teacher_width.notna() & (distill.alpha > 0)]
+    taught = distill[distill.teacher_width.notna() & (distill.alpha > 0)].drop_duplicates(
+        ["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
     change = (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
     out.append(claims.mean_claim(change, expected_sign=0, negligible=0.02, unit="seeds",
                                  claim="Distillation changes the student's accuracy little", where="§7, Tables 10-11",
