@@ -354,18 +354,22 @@ def proportion(successes, level: float = 0.95, null: float = 0.5) -> Estimate:
                     "Clopper-Pearson; p exact binomial")
 
 
-#: smallest number of points at which :func:`compare_taus` trusts its bootstrap
+#: smallest number of points, and of points per group, at which :func:`compare_taus` trusts its bootstrap
 BOOTSTRAP_MIN_N = 20
+BOOTSTRAP_MIN_GROUP = 8
 
 
 def compare_taus(x1, x2, y, groups=None, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Estimate:
     """Two metrics against one target on the same runs: ``tau(x1, y) - tau(x2, y)`` (stratified by ``groups``
-    when given), with a percentile bootstrap interval over runs (within groups). The bootstrap is used only from
-    ``BOOTSTRAP_MIN_N`` runs on; below, the interval is NaN with a ``note``. Used by the layer-utilization and
+    when given), with a percentile bootstrap interval over runs (within groups); non-finite runs are dropped. The
+    bootstrap is used only from ``BOOTSTRAP_MIN_N`` runs and ``BOOTSTRAP_MIN_GROUP`` per group on; below, the
+    interval is NaN with a ``note``. Used by the layer-utilization and
     ESD chapters' claims."""
     _check_level(level)
     x1, x2, y = (np.asarray(v, float) for v in (x1, x2, y))
     labels = np.zeros(len(y), int) if groups is None else pd.factorize(pd.Series(list(groups)))[0]
+    keep = np.isfinite(x1) & np.isfinite(x2) & np.isfinite(y)
+    x1, x2, y, labels = x1[keep], x2[keep], y[keep], labels[keep]
 
     def diff(a, b, c, g):
         return _mean_tau(a, c, g) - _mean_tau(b, c, g)
@@ -373,9 +377,11 @@ def compare_taus(x1, x2, y, groups=None, level: float = 0.95, n_boot: int = 1000
     estimate = diff(x1, x2, y, labels)
     name = "difference of " + ("Kendall taus" if groups is None else "stratified Kendall taus")
     n = len(y)
-    if n < BOOTSTRAP_MIN_N:
+    smallest = int(np.unique(labels, return_counts=True)[1].min()) if n else 0
+    if n < BOOTSTRAP_MIN_N or smallest < BOOTSTRAP_MIN_GROUP:
         return Estimate(name, estimate, math.nan, math.nan, math.nan, n, level, "bootstrap",
-                        note=f"{n} runs: a bootstrap needs at least {BOOTSTRAP_MIN_N}")
+                        note=f"{n} runs, the smallest group {smallest}: a bootstrap needs at least "
+                             f"{BOOTSTRAP_MIN_N} runs and {BOOTSTRAP_MIN_GROUP} per group")
     low, high = bootstrap_interval(diff, x1, x2, y, labels, n_boot=n_boot, seed=seed, level=level,
                                    strata=labels)
     return Estimate(name, estimate, low, high, math.nan, n, level, "percentile bootstrap over runs",
