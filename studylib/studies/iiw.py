@@ -242,7 +242,7 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
         claims.share_claim(agree[np.isfinite(agree)], expected_sign="not positive", negligible=0.25,
                            claim="Between FT and LP-FT, the lower-IIW model is not reliably the more accurate",
                            where="Table 2, §3.4", unit="(model, task, seed) pairs",
-                           statistic=f"share of pairs where the lower-IIW model is the more accurate, {estimator}"),
+                           statistic=f"share of pairs where the lower-IIW model is the more accurate ({estimator})"),
     ]
     return claims.table(_learnt_premise(out, runs))
 
