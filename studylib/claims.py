@@ -165,10 +165,12 @@ def tau_difference_claim(x1, x2, y, expected_sign=1, groups=None, level: float =
                   statistic)
 
 
-def precondition(claim: Claim, met: bool, reason: str) -> Claim:
+def precondition(claim: Claim, met: bool, reason: str,
+                 applies_to: tuple[str, ...] = ("held", "did not hold", "partly held")) -> Claim:
     """A verdict is a finding only when the claim's premise holds (e.g. the models compared actually learnt): when
-    ``met`` is false, "held", "did not hold" and "partly held" become "inconclusive", with ``reason`` added."""
-    if met or claim.verdict not in ("held", "did not hold", "partly held"):
+    ``met`` is false, the verdicts in ``applies_to`` become "inconclusive", with ``reason`` added. A premise that
+    only a refutation needs (runs in the paper's regime) applies to ``("did not hold",)``."""
+    if met or claim.verdict not in applies_to:
         return claim
     return replace(claim, verdict="inconclusive", reason=f"{claim.reason}; but {reason}")
 

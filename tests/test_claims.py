@@ -170,3 +170,10 @@ def test_collect_reads_what_the_chapters_published(tmp_path):
     assert got.to_dict("records") == [{"chapter": "01_chapter", **records[0]}]
     with pytest.raises(FileNotFoundError, match="run the chapters first"):
         claims.collect(tmp_path / "empty")
+
+
+def test_a_premise_for_refutations_only_leaves_other_verdicts_alone():
+    held, refuted = (claims.Claim("c", "w", "s", 1.0, 0.5, 1.5, 5, 0.01, v, "r") for v in ("held", "did not hold"))
+    assert claims.precondition(held, False, "short runs", ("did not hold",)).verdict == "held"
+    changed = claims.precondition(refuted, False, "short runs", ("did not hold",))
+    assert changed.verdict == "inconclusive" and changed.reason.endswith("but short runs")
