@@ -224,9 +224,6 @@ def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all") 
                  math.nan, verdict, summary, one.unit, one.level, labelled)
 
 
-COLUMNS = ["claim", "where", "evidence", "p", "verdict", "reason"]
-
-
 def table(claims: list[Claim]) -> pd.DataFrame:
     """The claims table a chapter shows: claim, where the paper makes it, the evidence (estimate [interval], n),
     p, verdict and reason; the full records stay in ``frame.attrs["claims"]`` for :func:`publish`."""

@@ -57,10 +57,6 @@ class Estimate:
         """The estimate, under the name Kendall results are read by."""
         return self.estimate
 
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
 
 def _check_level(level: float) -> None:
     if not 0.5 <= level < 1:
