@@ -139,15 +139,20 @@ def tie_pattern(values) -> tuple[int, ...] | None:
     return None if codes.max() + 1 == len(codes) else tuple(int(c) for c in np.sort(codes))
 
 
+def _tie_sizes(pattern: tuple[int, ...] | None, n: int) -> np.ndarray:
+    """The sizes of the tie groups of a :func:`tie_pattern` (all 1 without ties)."""
+    return np.bincount(pattern) if pattern is not None else np.ones(n, int)
+
+
 def _tied_pairs(pattern: tuple[int, ...] | None, n: int) -> int:
-    sizes = np.bincount(pattern) if pattern is not None else np.ones(n, int)
+    sizes = _tie_sizes(pattern, n)
     return int((sizes * (sizes - 1) // 2).sum())
 
 
 def _null_variance_ratio(n: int, x_ties, y_ties) -> float:
     """Var(tau-b) / Var(tau) under independence for the tie patterns (the standard tie-corrected variance of S)."""
     def terms(pattern):
-        t = np.bincount(pattern) if pattern is not None else np.ones(n, int)
+        t = _tie_sizes(pattern, n)
         return ((t * (t - 1) * (2 * t + 5)).sum(), (t * (t - 1)).sum(), (t * (t - 1) * (t - 2)).sum())
     (vx, ax, bx), (vy, ay, by) = terms(x_ties), terms(y_ties)
     var_s = ((n * (n - 1) * (2 * n + 5) - vx - vy) / 18 + ax * ay / (2 * n * (n - 1))
@@ -260,9 +265,9 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
     notes = []
     if not (math.isfinite(low) and math.isfinite(high)):
         notes.append("the observed tau lies outside the simulated belt")
-    if groups is not None and len(parts) < len(np.unique(labels)):
-        notes.append(f"{len(np.unique(labels)) - len(parts)} of {len(np.unique(labels))} groups left out "
-                     "(under two points, or x or y constant)")
+    n_groups = len(np.unique(labels))
+    if groups is not None and len(parts) < n_groups:
+        notes.append(f"{n_groups - len(parts)} of {n_groups} groups left out (under two points, or x or y constant)")
     method = "Gaussian-copula belt" + ("" if max(sizes) <= SIMULATED_UP_TO else " (normal above n = 30)")
     if groups is None:
         p, p_method = _exact_p(*parts[0])
