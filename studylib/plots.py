@@ -239,60 +239,86 @@ def contribution_by_depth(layers, values: dict[str, str]):
     return fig
 
 
-def twin_axis_layers(layerwise, estimator_label: str):
-    """IIW chapter (the paper's Fig. 1): IIW by group, pre-trained on the left axis and random on the right
-    (their scales differ by orders of magnitude), one panel per (model, task)."""
+def _group_order(groups) -> list[str]:
+    layers = sorted((g for g in groups if g.startswith("layer_")), key=lambda g: int(g.split("_")[1]))
+    return ["embedding"] + layers + [g for g in ("pooler", "classifier") if g in set(groups)]
+
+
+def iiw_layers(layerwise, title: str):
+    """IIW chapter (the paper's Fig. 1): IIW by group on a log scale, pre-trained and random, one panel per
+    (model, task): the geometric mean over seeds with error bars of one geometric standard deviation."""
     keys = list(layerwise.groupby(["model", "task"]).groups)
     cols = min(3, len(keys))
     rows = int(np.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), squeeze=False)
     for ax, (model, task) in zip(axes.flat, keys):
-        d = layerwise[(layerwise.model == model) & (layerwise.task == task)]
-        order = ["embedding"] + sorted((g for g in d.group.unique() if g.startswith("layer_")),
-                                       key=lambda g: int(g.split("_")[1])) + ["fc"]
-        labels = [g.replace("layer_", "") for g in order]
-        pre = d[d.init == "pre-trained"].set_index("group").iiw.reindex(order)
-        rnd = d[d.init == "random"].set_index("group").iiw.reindex(order)
-        ax.plot(labels, pre.to_numpy(), "o-", color="tab:orange", label="pre-trained (left axis)")
-        ax.set_ylabel("pre-trained", color="tab:orange", fontsize=8)
-        right = ax.twinx()
-        right.plot(labels, rnd.to_numpy(), "s--", color="tab:green", label="random (right axis)")
-        right.set_ylabel("random", color="tab:green", fontsize=8)
-        right.grid(False)
-        ax.set_title(f"{model}, {task}", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
+        d = layerwise[(layerwise.model == model) & (layerwise.task == task) & (layerwise.iiw > 0)]
+        order = _group_order(d.group.unique())
+        for init, colour, marker in (("pre-trained", "tab:orange", "o-"), ("random", "tab:green", "s--")):
+            part = d[d.init == init]
+            logs = np.log10(part.iiw).groupby(part.group).agg(["mean", "std"]).reindex(order)
+            ax.errorbar(range(len(order)), 10 ** logs["mean"], fmt=marker, color=colour, label=init, capsize=2,
+                        yerr=[10 ** logs["mean"] - 10 ** (logs["mean"] - logs["std"].fillna(0)),
+                              10 ** (logs["mean"] + logs["std"].fillna(0)) - 10 ** logs["mean"]])
+        ax.set_xticks(range(len(order)), [g.replace("layer_", "L") for g in order], rotation=45, fontsize=8)
+        ax.set(yscale="log", title=f"{model}, {task}", ylabel="IIW")
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.suptitle(f"IIW by group ({estimator_label}); orange: pre-trained (left axis), green: random (right axis)",
-                 fontsize=9)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def paper_layers(table):
+    """IIW chapter: the paper's layer-wise IIW (its Tables 3-5) in the layout of :func:`iiw_layers`, one panel
+    per task, one line per model."""
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for model, d in table[table.task == task].groupby("model", sort=False):
+            order = _group_order(d.group.unique()) + (["fc"] if "fc" in set(d.group) else [])
+            ax.plot(range(len(order)), d.set_index("group").iiw.reindex(order).to_numpy(), "o-", label=model, ms=3)
+        ax.set_xticks(range(len(order)), [g.replace("layer_", "L") for g in order], rotation=90, fontsize=7)
+        ax.set(yscale="log", title=task, ylabel="IIW (paper)")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def iiw_epochs(epochs, variants):
-    """IIW fine-tuning chapter (the paper's Fig. 2): IIW (left axis, log scale) and test accuracy (right
-    axis) per epoch, one panel per task, one colour per variant (IIW from epoch 1: it is 0 at theta0 by
-    definition); the lowest-IIW epoch is ringed and the best-accuracy epoch starred."""
+    """IIW fine-tuning chapter (the paper's Fig. 2): IIW (left axis, log scale; geometric mean over seeds, bars one
+    geometric standard deviation) and test accuracy (right axis, mean over seeds) per epoch, one panel per task,
+    one colour per variant; the lowest-IIW epoch is ringed and the best-accuracy epoch starred."""
     tasks = list(dict.fromkeys(epochs.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
+    cols = min(3, len(tasks))
+    rows = int(np.ceil(len(tasks) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     colours = dict(zip(variants, ("tab:orange", "tab:green", "tab:purple", "tab:blue")))
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes.flat, tasks):
         right = ax.twinx()
         for v in variants:
-            d = epochs[(epochs.task == task) & (epochs.variant == v)].sort_values("epoch")
+            d = epochs[(epochs.task == task) & (epochs.variant == v) & (epochs.iiw > 0)]
             if d.empty:
                 continue
             c = colours[v]
-            trained = d[d.epoch > 0]
-            ax.plot(trained.epoch, trained.iiw, "o-", color=c, label=f"{v} IIW")
-            right.plot(d.epoch, d.test_acc, "s--", color=c, alpha=0.6, label=f"{v} accuracy")
-            lo = trained.loc[trained.iiw.idxmin()]
-            best = trained.loc[trained.test_acc.idxmax()]
-            ax.plot(lo.epoch, lo.iiw, "o", ms=12, mfc="none", mec=c, mew=2)
-            right.plot(best.epoch, best.test_acc, "*", ms=13, color=c)
+            g = d.assign(log_iiw=np.log10(d.iiw)).groupby("epoch").agg(
+                log_iiw=("log_iiw", "mean"), sd=("log_iiw", "std"), test_acc=("test_acc", "mean")).reset_index()
+            sd = g.sd.fillna(0)
+            ax.errorbar(g.epoch, 10 ** g.log_iiw, yerr=[10 ** g.log_iiw - 10 ** (g.log_iiw - sd),
+                                                        10 ** (g.log_iiw + sd) - 10 ** g.log_iiw],
+                        fmt="o-", color=c, capsize=2, label=f"{v} IIW")
+            right.plot(g.epoch, g.test_acc, "s--", color=c, alpha=0.6, label=f"{v} accuracy")
+            trained = g[g.epoch > 0]
+            if len(trained):
+                lo, best = trained.loc[trained.log_iiw.idxmin()], trained.loc[trained.test_acc.idxmax()]
+                ax.plot(lo.epoch, 10 ** lo.log_iiw, "o", ms=12, mfc="none", mec=c, mew=2)
+                right.plot(best.epoch, best.test_acc, "*", ms=13, color=c)
         ax.set(title=task, xlabel="epoch", ylabel="IIW (solid)", yscale="log")
         right.set_ylabel("test accuracy (dashed)")
         right.grid(False)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

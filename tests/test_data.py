@@ -1,6 +1,7 @@
 import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from studylib import data
@@ -56,7 +57,7 @@ def test_mnist_digits_have_about_a_thousand_a_class():
     assert counts.min() > 850 and counts.max() < 1200
 
 
-@pytest.mark.parametrize("name", ["topic_pairs", "dialogue_pairs"])
+@pytest.mark.parametrize("name", ["topic_pairs", "dialogue_pairs", "reuters_pairs"])
 def test_pair_tasks_are_balanced_and_share_no_text_between_splits(name):
     d = data.load(name, seed=1, n_train=2000, n_test=600)
     assert abs(d.y_train.mean() - 0.5) < 0.01 and abs(d.y_test.mean() - 0.5) < 0.01
@@ -99,3 +100,19 @@ def test_missing_asset_names_the_install_command(tmp_path, monkeypatch):
 def test_originals_fail_at_once_offline_naming_the_stand_in(name):
     with pytest.raises(data.OfflineError, match=f"offline.*stand-in here is '{data.ORIGINALS[name][2]}'"):
         data.load(name)
+
+
+def test_reuters_pairs_and_topic_claims_are_labelled_by_topic():
+    frame = pd.concat(loaders._reuters_r8())
+    topic = dict(zip(frame.Text.map(lambda t: t[:300]), frame.Category))
+    d = data.load("reuters_pairs", seed=2, n_train=200, n_test=50)
+    same = [topic.get(a) == topic.get(b) for a, b in d.x_train if a in topic and b in topic]
+    labels = [y for (a, b), y in zip(d.x_train, d.y_train) if a in topic and b in topic]
+    assert len(same) > 150 and same == [bool(y) for y in labels]
+    c = data.load("topic_claims", seed=2, n_train=400, n_test=100)
+    assert abs(c.y_train.mean() - 0.5) < 0.01 and abs(c.y_test.mean() - 0.5) < 0.02
+    statement_of = {v: k for k, v in loaders.R8_STATEMENTS.items()}
+    checked = [(topic[a] == statement_of[b]) == bool(y) for (a, b), y in zip(c.x_train, c.y_train) if a in topic]
+    assert len(checked) > 300 and all(checked)
+    test_premises = set(c.x_test[:, 0])
+    assert not test_premises & set(c.x_train[:, 0])  # train and test articles are disjoint

@@ -1,30 +1,62 @@
+import numpy as np
 import pytest
+import torch
 
+from studylib import core, nets
 from studylib.runs import finetune
 
 
-def run(method, epochs=2):
+def run(method, epochs=2, references=("init",), task="reuters_pairs"):
     return finetune.finetune_run(dict(
-        model="minilm_l3", pretrained=True, task="topic_pairs", n_train=40, n_test=20, n_iiw=8, max_len=16,
-        epochs=epochs, lr=1e-4, batch_size=8, method=method, estimators=["fisher", "pib"], seed=0, device="cpu",
-        keep_weights=False))
+        model="minilm_l3", pretrained=True, task=task, n_train=40, n_test=20, n_iiw=8, max_len=16,
+        epochs=epochs, lr=1e-4, batch_size=8, method=method, estimators=["fisher", "pib"],
+        references=list(references), pib_seeds=2, seed=0, device="cpu", keep_weights=False))
+
+
+def key(est, group, ref="init"):
+    return finetune.iiw_key(est, ref, group)
 
 
 def test_lpft_trains_only_the_head_in_its_first_epoch():
     result = run("lpft")
     first, second = result.records[1], result.records[2]
     assert [r["epoch"] for r in result.records] == [0, 1, 2]
-    assert result.records[0]["iiw_fisher_total"] == 0.0 and result.records[0]["iiw_pib_total"] == 0.0
-    assert first["iiw_fisher_fc"] > 0 and first["iiw_fisher_embedding"] == 0
-    assert all(first[f"iiw_fisher_layer_{i}"] == 0 == first[f"iiw_pib_layer_{i}"] for i in range(3))
-    assert second["iiw_fisher_layer_2"] > 0
+    assert result.records[0][key("fisher", "total")] == 0.0 and result.records[0][key("pib", "total")] == 0.0
+    assert first[key("fisher", "classifier")] > 0 and first[key("fisher", "embedding")] == 0
+    assert all(first[key("fisher", f"layer_{i}")] == 0 == first[key("pib", f"layer_{i}")] for i in range(3))
+    assert second[key("fisher", "layer_2")] > 0
     assert 0 <= result.metrics["final_test_acc"] <= 1
+    # the pib value is the mean of its gradient-sampling seeds' values
+    assert first[key("pib", "total")] == pytest.approx((first[key("pib", "total_s0")] + first[key("pib", "total_s1")]) / 2)
 
 
 def test_full_fine_tuning_moves_every_layer_and_is_reproducible():
     a, b = run("ft", epochs=1), run("ft", epochs=1)
     assert a.records == b.records
-    assert all(a.records[1][f"iiw_fisher_layer_{i}"] > 0 for i in range(3))
+    assert all(a.records[1][key("fisher", f"layer_{i}")] > 0 for i in range(3))
+
+
+def test_prior_references_are_not_zero_at_the_start_and_leave_the_training_unchanged():
+    plain = run("ft", epochs=1)
+    priors = run("ft", epochs=1, references=finetune.REFERENCES)
+    start = priors.records[0]
+    assert start[key("pib", "total", "prior_same")] > 0 and start[key("fisher", "total", "prior_fresh")] > 0
+    assert start[key("fisher", "total", "prior_same")] != start[key("fisher", "total", "prior_fresh")]
+    # the same trained model whichever references are measured
+    for k in ("test_acc", "train_loss", key("fisher", "total"), key("pib", "total")):
+        assert plain.records[-1][k] == pytest.approx(priors.records[-1][k], rel=1e-9), k
+    with pytest.raises(ValueError, match="references must be among"):
+        run("ft", epochs=1, references=("zero",))
+
+
+def test_dynamic_padding_leaves_the_logits_unchanged():
+    model = finetune.build_model("minilm_l3", True, 2, 0)
+    enc = finetune.encode(nets.tokenizer(), np.array(["a short one", "a somewhat longer text here"]), 32)
+    y = np.array([0, 1])
+    (full,), (trimmed,) = finetune.batches(enc, y, 2, trim=False), finetune.batches(enc, y, 2)
+    assert trimmed["input_ids"].shape[1] < full["input_ids"].shape[1] == 32
+    with torch.no_grad():
+        assert torch.allclose(core.logits(model, full), core.logits(model, trimmed), atol=1e-5)
 
 
 def test_bad_model_names():

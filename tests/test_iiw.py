@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -68,7 +69,7 @@ def test_batched_estimators_equal_the_per_example_loop(estimator):
     model, theta0, batches = tiny_model_and_data()
     fast = iiw.iiw(model, theta0, batches, estimator)
     slow = slow_reference(model, theta0, batches, estimator)
-    assert set(fast) == {"embedding", "layer_0", "layer_1", "fc", "total"}
+    assert set(fast) == {"embedding", "layer_0", "layer_1", "pooler", "classifier", "total"}
     for g in slow:
         assert fast[g] == pytest.approx(slow[g], rel=1e-4), g
 
@@ -85,26 +86,77 @@ def test_any_model_a_cnn_with_its_own_grouping(estimator):
     assert set(pib) == {"all", "total"} and pib["all"] == pib["total"] > 0
 
 
-def test_pib_is_the_squared_dot_with_the_mean_gradient():
+def reference_pib(model, examples, w0, draws, batch_size):
+    """A line-by-line re-implementation of the PAC-Bayes IB code's ``compute_information_bp_fast`` (Wang et al.
+    2022, RyanWangZf/PAC-Bayes-IB ``src/models.py``) with its ``np.random.choice`` draws passed in: the
+    gradients of 10 (here ``len(draws)``) mean-loss minibatches summed per flattened parameter, times
+    1 / ceil(N / batch_size), then (delta . g)^2 for every parameter whose name contains "weight"."""
+    param_keys = [p[0] for p in model.named_parameters()]
+    delta_w_dict = dict().fromkeys(param_keys)
+    for name, w in model.named_parameters():
+        if "weight" in name:
+            delta_w_dict[name] = w - w0[name]
+    num_all_batch = int(np.ceil(len(examples["labels"]) / batch_size))
+    gw_dict = dict().fromkeys(param_keys)
+    for sub_idx in draws:
+        batch = {k: v[sub_idx] for k, v in examples.items()}
+        loss = torch.nn.functional.cross_entropy(core.logits(model, batch), batch["labels"], reduction="mean")
+        for i, gw in enumerate(torch.autograd.grad(loss, list(model.parameters()))):
+            gw_ = gw.flatten()
+            gw_dict[param_keys[i]] = gw_ if gw_dict[param_keys[i]] is None else gw_dict[param_keys[i]] + gw_
+    info = {}
+    for k in gw_dict:
+        if "weight" in k:
+            gw_dict[k] = gw_dict[k] * (1 / num_all_batch)
+            info[k] = ((delta_w_dict[k].flatten() * gw_dict[k]).sum() ** 2).item()
+    return info
+
+
+@pytest.mark.parametrize("batch_size", [5, 4])
+def test_pib_equals_the_reference_code(batch_size):
+    """Same draws, same numbers: the sampled and the all-sample gradient, per tensor summed into groups; the
+    "weight" tensors include LayerNorm scales and leave out biases."""
     model, theta0, batches = tiny_model_and_data()
-    got = iiw.iiw(model, theta0, batches, "pib", n_batches=5, seed=3)
-    picks = torch.randint(len(batches), (5,), generator=torch.Generator().manual_seed(3)).tolist()
+    model = model.double()
+    theta0 = {k: v.double() for k, v in theta0.items()}
+    examples = iiw.stack_batches(batches)
+    n = len(examples["labels"])
+    for estimator, draws in (("pib", iiw.pib_draws(n, batch_size, 10, seed=7)),
+                             ("pib_all", [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)])):
+        got = iiw.iiw(model, theta0, batches, estimator, seed=7, batch_size=batch_size)
+        ref = reference_pib(model, examples, theta0, draws, batch_size)
+        assert any("LayerNorm" in k for k in ref) and not any(k.endswith("bias") for k in ref)
+        for g, names in iiw.weight_groups(model, estimator=estimator).items():
+            assert set(names) <= set(ref)
+            assert got[g] == pytest.approx(sum(ref[k] for k in names), rel=1e-10, abs=1e-300), (estimator, g)
+        assert got["total"] == pytest.approx(sum(ref.values()), rel=1e-10)
+
+
+def test_pib_draws_are_uniform_with_replacement_and_the_all_sample_gradient_is_the_mean():
+    draws = np.concatenate(iiw.pib_draws(10, 1000, 10, seed=0))
+    assert draws.shape == (10000,) and draws.min() == 0 and draws.max() == 9
+    assert abs(np.bincount(draws) / len(draws) - 0.1).max() < 0.01
+    # with N divisible by the batch size the all-sample gradient is the full-data mean gradient
+    model, theta0, batches = tiny_model_and_data()
+    examples = iiw.stack_batches(batches)
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(core.logits(model, examples), examples["labels"]).backward()
     params = dict(model.named_parameters())
-    expected = {}
-    for g, names in iiw.weight_groups(model).items():
-        value = 0.0
-        for n in names:
-            mean_grad = 0
-            for k in picks:
-                model.zero_grad()
-                b = batches[k]
-                torch.nn.functional.cross_entropy(model(**{k2: v for k2, v in b.items() if k2 != "labels"}).logits,
-                                                  b["labels"]).backward()
-                mean_grad = mean_grad + params[n].grad / len(picks)
-            value += float(((params[n].detach() - theta0[n]) * mean_grad).sum()) ** 2
-        expected[g] = value
-    for g, v in expected.items():
-        assert got[g] == pytest.approx(v, rel=1e-5)
+    names = [n for n in params if "weight" in n]
+    full = iiw.pib_gradient(model, examples, names, 4, [np.arange(i, i + 4) for i in range(0, 12, 4)])
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(core.logits(model, examples), examples["labels"]).backward()
+    for n in names:
+        assert torch.allclose(full[n], params[n].grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["pib", "fisher"])
+def test_several_references_equal_separate_calls(estimator):
+    model, theta0, batches = tiny_model_and_data()
+    other = {k: v + 0.01 * torch.randn_like(v) for k, v in theta0.items()}
+    both = iiw.iiw_references(model, {"a": theta0, "b": other}, batches, estimator, seed=2, batch_size=4)
+    assert both["a"] == iiw.iiw(model, theta0, batches, estimator, seed=2, batch_size=4)
+    assert both["b"] == iiw.iiw(model, other, batches, estimator, seed=2, batch_size=4) != both["a"]
 
 
 def test_zero_delta_gives_zero_information_and_groups_are_named():
@@ -113,8 +165,9 @@ def test_zero_delta_gives_zero_information_and_groups_are_named():
     for est in iiw.ESTIMATORS:
         assert iiw.iiw(model, theta0, batches, est)["total"] == 0.0
     assert iiw.bert_groups("bert.encoder.layer.11.output.dense.weight") == "layer_11"
-    assert iiw.bert_groups("bert.pooler.dense.weight") == "fc" and iiw.bert_groups("classifier.weight") == "fc"
+    assert iiw.bert_groups("bert.pooler.dense.weight") == "pooler"
+    assert iiw.bert_groups("classifier.weight") == iiw.bert_groups("encoder.classifier.weight") == "classifier"
     with pytest.raises(ValueError, match="estimator must be one of"):
         iiw.iiw(model, theta0, batches, "exact")
-    with pytest.raises(ValueError, match="theta0 lacks weight tensors"):
+    with pytest.raises(ValueError, match="lacks weight tensors"):
         iiw.iiw(model, {}, batches)

@@ -137,8 +137,8 @@ def test_layer_utilization_glued_values(book_root):
 def test_iiw_pretrained_vs_random_glued_values(book_root):
     g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "01_iiw_pretrained_vs_random.ipynb")
     quick = NOTEBOOKS["01_iiw_pretrained_vs_random"].profiles["quick"]
-    assert g["iiw1_runs"] == 2 * len(quick["MODELS"]) * len(quick["TASKS"])
-    assert g["iiw1_claims_total"] == 1 + 4 * len(quick["ESTIMATORS"])
+    assert g["iiw1_runs"] == 2 * len(quick["MODELS"]) * len(quick["TASKS"]) * quick["REPEATS"]
+    assert g["iiw1_claims_total"] == 1 + len(quick["ESTIMATORS"]) * len(quick["REFERENCES"]) + 3
     assert 0 <= g["iiw1_claims_held"] <= g["iiw1_claims_total"]
 
 
@@ -146,9 +146,11 @@ def test_iiw_pretrained_vs_random_glued_values(book_root):
 def test_iiw_finetuning_glued_values(book_root):
     g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "02_iiw_finetuning.ipynb")
     quick = NOTEBOOKS["02_iiw_finetuning"].profiles["quick"]
-    assert g["iiw2_runs"] == 3 * len(quick["MODELS"]) * len(quick["TASKS"])
+    assert g["iiw2_runs"] == 3 * len(quick["MODELS"]) * len(quick["TASKS"]) * quick["REPEATS"]
     assert 0 <= g["iiw2_two_phase"] <= g["iiw2_tau_runs"] == g["iiw2_runs"]
-    assert g["iiw2_claims_total"] == 3 * len(quick["ESTIMATORS"])
+    head, headline = quick["ESTIMATORS"][0], quick["REFERENCES"][-1]
+    checks = [r for e in quick["ESTIMATORS"] for r in quick["REFERENCES"] if e == head or r == headline]
+    assert g["iiw2_claims_total"] == sum(3 + 2 * (r != "init") for r in checks)  # epoch-0 claims need a prior
 
 
 @pytest.mark.slow

@@ -3,47 +3,60 @@ import pandas as pd
 import pytest
 
 from studylib import claims
+from studylib.runs import finetune
 from studylib.studies import iiw as iiw_study
 
 
-def fake_runs(tasks=("a", "b", "c", "d", "e", "f"), jitter=0.05, seed=0):
-    """Pre-trained and random runs on ``tasks``: every claim of the chapter true, up to a small jitter."""
+def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_pre=0.9):
+    """Pre-trained and random runs on ``tasks`` x ``seeds``: every claim of the chapter true against both
+    references, up to a small jitter."""
     rng = np.random.default_rng(seed)
     rows = []
     for task in tasks:
-        for pre in (True, False):
-            scale = (1.0 if pre else 10.0) * np.exp(jitter * rng.normal(size=5))
-            last = {"iiw_fisher_embedding": 0.5 * scale[0] if pre else 50.0 * scale[0],
-                    "iiw_fisher_layer_0": 0.1 * scale[1], "iiw_fisher_layer_1": 0.2 * scale[2],
-                    "iiw_fisher_fc": 3.0 * scale[3], "iiw_fisher_total": 4.0 * scale[4]}
-            rows.append({"model": "m", "task": task, "seed": 0, "pretrained": pre,
-                         "final_test_acc": (0.9 if pre else 0.6) + 0.01 * rng.normal(),
-                         "final_iiw_fisher_total": last["iiw_fisher_total"], "records": [{}, last]})
-    return pd.DataFrame(rows)
+        for s in seeds:
+            for pre in (True, False):
+                last = {}
+                for ref in ("init", "prior_fresh"):
+                    scale = (1.0 if pre else 10.0) * np.exp(jitter * rng.normal(size=5))
+                    values = {"embedding": 0.5 * scale[0] if pre else 50.0 * scale[0], "layer_0": 0.1 * scale[1],
+                              "layer_1": 0.2 * scale[2], "classifier": 3.0 * scale[3], "total": 4.0 * scale[4]}
+                    last.update({finetune.iiw_key("fisher", ref, g): v for g, v in values.items()})
+                rows.append({"model": "m", "task": task, "seed": s, "pretrained": pre, "n_train": 100, "n_test": 100,
+                             "final_test_acc": (acc_pre if pre else 0.6) + 0.01 * rng.normal(),
+                             **{"final_" + k: v for k, v in last.items() if k.endswith("_total")},
+                             "records": [{}, last]})
+    runs = pd.DataFrame(rows)
+    runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
+    return runs
 
 
 @pytest.fixture(autouse=True)
-def every_run_learnt(monkeypatch):
-    """The fake runs have no data split to re-read: every run counts as having learnt."""
-    monkeypatch.setattr(iiw_study, "learnt", lambda runs, level=0.95: pd.Series(True, index=runs.index))
+def balanced_test_sets(monkeypatch):
+    """The fake runs have no data split to re-read: two balanced classes."""
+    monkeypatch.setattr(iiw_study, "baselines",
+                        lambda runs: pd.DataFrame({"chance": 0.5, "majority": 0.5}, index=runs.index))
 
 
 def test_layerwise_and_claims_on_a_case_where_every_claim_holds():
     runs = fake_runs()
-    layerwise = iiw_study.final_layerwise(runs, "fisher")
-    assert set(layerwise.group) == {"embedding", "layer_0", "layer_1", "fc"} and len(layerwise) == 6 * 8
-    table = iiw_study.claims_table(runs, ["fisher"])
-    assert table.verdict.tolist() == ["held"] * 5
+    layerwise = iiw_study.final_layerwise(runs, "fisher", "prior_fresh")
+    assert set(layerwise.group) == {"embedding", "layer_0", "layer_1", "classifier"} and len(layerwise) == 18 * 4
+    table = iiw_study.claims_table(runs, ["fisher"], ["init", "prior_fresh"])
+    assert table.verdict.tolist() == ["held"] * 6
+    cells = iiw_study.learnt_tasks(runs)
+    assert cells.learnt.all() and (cells.majority == 0.5).all() and len(cells) == 3
+    ratio = iiw_study.ratio_by_reference(runs, ["fisher"], ["init", "prior_fresh"])
+    assert (ratio["mean"].round(1) == -1.0).all() and (ratio["pairs"] == 9).all()
 
 
-def test_runs_that_did_not_learn_give_no_verdict(monkeypatch):
-    monkeypatch.setattr(iiw_study, "learnt", lambda runs, level=0.95: pd.Series(False, index=runs.index))
-    table = iiw_study.claims_table(fake_runs(), ["fisher"])
+def test_runs_that_did_not_learn_give_no_verdict():
+    table = iiw_study.claims_table(fake_runs(acc_pre=0.5), ["fisher"], ["init"])
     assert set(table.verdict) == {"inconclusive"} and "did not learn" in table.reason[0]
+    assert not iiw_study.learnt_tasks(fake_runs(acc_pre=0.5)).learnt.any()
 
 
-def test_one_pair_is_inconclusive_however_large_the_difference():
-    table = iiw_study.claims_table(fake_runs(tasks=("a",)), ["fisher"])
+def test_one_seed_per_cell_is_inconclusive_however_large_the_difference():
+    table = iiw_study.claims_table(fake_runs(seeds=(0,)), ["fisher"], ["init"])
     assert set(table.verdict) == {"inconclusive"}
 
 
@@ -88,20 +101,22 @@ def test_taylor_claims_decided_over_tasks():
 
 def test_finetuning_claims_read_matched_runs():
     runs, epochs = [], []
-    for k, task in enumerate("abcdef"):
+    for k, (task, seed) in enumerate((t, s) for t in "ab" for s in range(3)):
         for pre, method, variant in ((True, "ft", "pre-trained FT"), (True, "lpft", "pre-trained LP-FT"),
                                      (False, "ft", "random FT")):
             curve = {"pre-trained FT": [1, 3, 2 + 0.1 * k], "random FT": [1, 3, 3 - 0.01 * k]}.get(variant, [1, 2, 3])
-            runs.append({"model": "m", "task": task, "seed": 0, "pretrained": pre, "method": method,
-                         "variant": variant, "final_iiw_fisher_total": curve[-1] * (2 if method == "lpft" else 1),
-                         "final_test_acc": 0.8 - 0.01 * (method == "lpft") * (-1) ** k})
-            epochs += [{"model": "m", "task": task, "seed": 0, "variant": variant, "epoch": e + 1, "iiw": v,
-                        "test_acc": 0.5 + 0.1 * e} for e, v in enumerate(curve)]
+            acc = 0.8 + 0.001 * seed - 0.01 * (method == "lpft") * (-1) ** k if pre else 0.55
+            runs.append({"model": "m", "task": task, "seed": seed, "pretrained": pre, "method": method,
+                         "variant": variant, "n_train": 100, "n_test": 100, "final_test_acc": acc,
+                         iiw_study.total("fisher", "prior_fresh"): curve[-1] * (2 if method == "lpft" else 1)})
+            start = 0.5 if pre else 5.0 + k  # lower at the start for the pre-trained, more accurate, models
+            epochs += [{"model": "m", "task": task, "seed": seed, "variant": variant, "epoch": e, "iiw": v,
+                        "test_acc": 0.5 + 0.1 * e} for e, v in enumerate([start] + curve)]
     runs, epochs = pd.DataFrame(runs), pd.DataFrame(epochs)
     taus = iiw_study.epoch_taus(epochs)
     assert taus.set_index("variant").two_phase.groupby(level=0).all().to_dict() == {
         "pre-trained FT": True, "pre-trained LP-FT": False, "random FT": False}
-    table = iiw_study.claims_table_finetuning(runs, epochs, taus, "fisher")
+    table = iiw_study.claims_table_finetuning(runs, epochs, taus, "fisher", "prior_fresh")
     v = dict(zip(table.claim, table.verdict))
     assert v["Pre-trained models go through memorisation then forgetting (IIW rises, then falls); randomly "
              "initialised ones do not"] == "held"
@@ -111,6 +126,13 @@ def test_finetuning_claims_read_matched_runs():
     # pairs cannot bound the agreement below 75%
     claim = table.set_index("claim").loc["Between FT and LP-FT, the lower-IIW model is not reliably the more accurate"]
     assert claim.verdict == "inconclusive" and "+0.00 [" in claim.evidence
+    assert v["Pre-trained models start fine-tuning with lower IIW than random ones"] == "held"
+    assert v["A lower IIW at the start goes with better accuracy after fine-tuning"] == "held"
+    # against the initial weights IIW is 0 at epoch 0: no epoch-0 claims
+    table = iiw_study.claims_table_finetuning(runs.rename(columns={iiw_study.total("fisher", "prior_fresh"):
+                                                                   iiw_study.total("fisher", "init")}),
+                                              epochs, taus, "fisher", "init")
+    assert "A lower IIW at the start goes with better accuracy after fine-tuning" not in set(table.claim)
 
 
 def test_share_claim_needs_the_interval_below_the_band():

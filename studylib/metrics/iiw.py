@@ -4,35 +4,42 @@ Used by the three IIW chapters (pre-trained vs random, fine-tuning epochs, the T
 ``delta = theta - theta0`` restricted to a group of weight tensors, ``g_i`` the gradient of example i's
 cross-entropy at ``theta`` and n examples:
 
-- ``"pib"``: what the PAC-Bayes IB authors' code computes (Wang et al. 2022): per weight tensor,
-  ``(delta . g_bar)^2`` with ``g_bar`` the mean gradient over ``n_batches`` minibatches drawn with
-  replacement; summed over the group's tensors;
+- ``"pib"``: the PAC-Bayes IB authors' code (Wang et al. 2022, ``compute_information_bp_fast``): over every
+  parameter whose name contains "weight" (LayerNorm scales included, biases left out), per tensor
+  ``(delta . g)^2`` with ``g`` the sum of the mean-loss gradients of ``n_batches`` (10) minibatches of
+  ``batch_size`` examples, each drawn with replacement from the N examples, times ``1 / ceil(N / batch_size)``;
+  summed over the group's tensors. The factor makes the value scale like ``1 / N^2``: magnitudes are not
+  comparable across data sets of different sizes;
+- ``"pib_all"``: the same with ``g`` summed over every sequential minibatch (the code's ``_all_sample``
+  variant): the full-data mean gradient;
 - ``"fisher"``: seed 000's eq. (7), ``n * delta^T F delta`` with the empirical Fisher
   ``F = (1/n) sum_i g_i g_i^T``, i.e. ``sum_i (g_i . delta)^2``; the directional derivatives ``g_i . delta``
   of every example and every group come from one batched backward pass with each layer's input and
   output gradient captured (no per-example gradient is stored);
 - ``"fisher_diag"``: the diagonal-Fisher approximation ``n * sum_j F_jj delta_j^2 = sum_i sum_j (g_ij delta_j)^2``.
 
-Weight tensors are the parameters with two or more dimensions (biases and LayerNorm scales are left out,
-as in the PIB code). Any model works: a batch is a dict of the model's keyword inputs plus ``labels``, or
-``{"x": tensor, "labels": ...}`` for a plain module (:mod:`studylib.core`); ``groups`` maps a parameter name
-to its group. The default, :func:`bert_groups`, gives ``embedding``, ``layer_0`` ... ``layer_{L-1}``
-(transformer blocks) and ``fc`` (the head: BERT's pooler and classifier); :func:`module_groups` groups by
-top-level module. The Fisher estimators handle Linear, Embedding and Conv2d weights. Models run in eval
-mode (no dropout).
+For the Fisher estimators the weight tensors are the parameters with two or more dimensions; they handle
+Linear, Embedding and Conv2d weights. Any model works: a batch is a dict of the model's keyword inputs plus
+``labels``, or ``{"x": tensor, "labels": ...}`` for a plain module (:mod:`studylib.core`); ``groups`` maps a
+parameter name to its group. The default, :func:`bert_groups`, gives ``embedding``, ``layer_0`` ...
+``layer_{L-1}`` (transformer blocks), ``pooler`` (BERT's pooler, pre-trained where the encoder has one) and
+``classifier`` (the freshly initialised head); :func:`module_groups` groups by top-level module. Models run
+in eval mode (no dropout).
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from .. import core
 
 #: the IIW estimators (module docstring)
-ESTIMATORS = ("pib", "fisher", "fisher_diag")
+ESTIMATORS = ("pib", "pib_all", "fisher", "fisher_diag")
 
 
 def bert_groups(name: str) -> str:
@@ -42,7 +49,7 @@ def bert_groups(name: str) -> str:
         return f"layer_{m.group(1)}"
     if "embeddings." in name:
         return "embedding"
-    return "fc"
+    return "pooler" if "pooler." in name else "classifier"
 
 
 def module_groups(name: str) -> str:
@@ -50,19 +57,27 @@ def module_groups(name: str) -> str:
     return name.split(".")[0]
 
 
-def weight_groups(model: nn.Module, groups: Callable[[str], str] = bert_groups) -> dict[str, list[str]]:
-    """Group name -> names of its weight tensors (parameters with ndim >= 2), in model order."""
+def measured(name: str, p: torch.Tensor, estimator: str = "fisher") -> bool:
+    """Whether ``estimator`` measures the parameter: the PIB estimators every parameter whose name contains
+    "weight" (as the reference code selects them), the Fisher estimators every tensor with ndim >= 2."""
+    return "weight" in name if estimator.startswith("pib") else p.ndim >= 2
+
+
+def weight_groups(model: nn.Module, groups: Callable[[str], str] = bert_groups,
+                  estimator: str = "fisher") -> dict[str, list[str]]:
+    """Group name -> names of the tensors ``estimator`` measures (:func:`measured`), in model order."""
     out: dict[str, list[str]] = {}
     for name, p in model.named_parameters():
-        if p.ndim >= 2:
+        if measured(name, p, estimator):
             out.setdefault(groups(name), []).append(name)
     return out
 
 
-def weight_deltas(model: nn.Module, theta0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``theta - theta0`` of every weight tensor (the tensors IIW is measured on), detached."""
+def weight_deltas(model: nn.Module, theta0: dict[str, torch.Tensor],
+                  estimator: str = "fisher") -> dict[str, torch.Tensor]:
+    """``theta - theta0`` of every tensor ``estimator`` measures (:func:`measured`), detached."""
     params = dict(model.named_parameters())
-    return {n: (p.detach() - theta0[n].to(p.device)) for n, p in params.items() if p.ndim >= 2}
+    return {n: (p.detach() - theta0[n].to(p.device)) for n, p in params.items() if measured(n, p, estimator)}
 
 
 def _loss(model, batch, reduction="mean"):
@@ -73,17 +88,47 @@ def _loss(model, batch, reduction="mean"):
     return nn.functional.cross_entropy(core.logits(model, batch), batch["labels"], reduction=reduction)
 
 
-def _iiw_pib(model, deltas, batches, n_batches, seed):
-    gen = torch.Generator().manual_seed(seed)
+def pib_draws(n_examples: int, batch_size: int, n_batches: int, seed: int) -> list[np.ndarray]:
+    """The ``"pib"`` estimator's minibatches: ``n_batches`` index arrays of ``batch_size`` examples, each drawn
+    uniformly with replacement from ``range(n_examples)`` (seeded)."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(n_examples, size=batch_size) for _ in range(n_batches)]
+
+
+def stack_batches(batches: list[dict]) -> dict[str, torch.Tensor]:
+    """The examples of a list of batches as one batch (every tensor concatenated along its first axis)."""
+    keys = batches[0].keys()
+    shapes = {k: {tuple(b[k].shape[1:]) for b in batches} for k in keys}
+    ragged = [k for k, s in shapes.items() if len(s) > 1]
+    if ragged:
+        raise ValueError(f"the 'pib' estimators need batches of one shape; {ragged} differ: {shapes}")
+    return {k: torch.cat([b[k] for b in batches]) for k in keys}
+
+
+def pib_gradient(model: nn.Module, examples: dict, names: list[str], batch_size: int,
+                 draws: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """The PIB code's gradient: the mean-loss gradients of the minibatches ``draws`` summed, times
+    ``1 / ceil(N / batch_size)`` with N the number of examples."""
     params = dict(model.named_parameters())
-    grads = {n: torch.zeros_like(params[n]) for n in deltas}
-    for k in torch.randint(len(batches), (n_batches,), generator=gen).tolist():
+    scale = 1.0 / math.ceil(len(examples["labels"]) / batch_size)
+    grads = {n: torch.zeros_like(params[n]) for n in names}
+    for idx in draws:
+        idx = torch.as_tensor(idx, device=examples["labels"].device)
         model.zero_grad()
-        _loss(model, batches[k]).backward()
-        for n in grads:
-            grads[n] += params[n].grad / n_batches
+        _loss(model, {k: v[idx] for k, v in examples.items()}).backward()
+        for n in names:
+            grads[n] += params[n].grad
     model.zero_grad()
-    return {n: float((deltas[n] * grads[n]).sum()) ** 2 for n in deltas}
+    return {n: g * scale for n, g in grads.items()}
+
+
+def _pib_gradient_of(model, batches, estimator, batch_size, n_batches, seed):
+    examples = stack_batches(batches)
+    n = len(examples["labels"])
+    draws = (pib_draws(n, batch_size, n_batches, seed) if estimator == "pib"
+             else [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)])
+    names = [name for name, p in model.named_parameters() if measured(name, p, estimator)]
+    return pib_gradient(model, examples, names, batch_size, draws)
 
 
 class _Capture:
@@ -176,51 +221,74 @@ def per_example_diag(model: nn.Module, deltas: dict[str, torch.Tensor], batch: d
     return out
 
 
+def _fisher_totals(model, deltas, batches, estimator, groups) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for batch in batches:
+        if estimator == "fisher":
+            per_group: dict[str, torch.Tensor] = {}
+            for name, v in per_example_directional(model, deltas, batch).items():  # g_i . delta per group
+                per_group[groups(name)] = per_group.get(groups(name), 0) + v.double()
+            for g, v in per_group.items():
+                totals[g] = totals.get(g, 0.0) + float((v ** 2).sum())
+            whole = sum(per_group.values())  # g_i . delta over every group: the full quadratic form
+            totals["__total__"] = totals.get("__total__", 0.0) + float((whole ** 2).sum())
+        else:
+            for name, v in per_example_diag(model, deltas, batch).items():
+                totals[groups(name)] = totals.get(groups(name), 0.0) + float(v.double().sum())
+    by_group = {g: totals.get(g, 0.0) for g in weight_groups(model, groups, estimator)}
+    return {**by_group, "total": totals.get("__total__", sum(by_group.values()))}
+
+
 def iiw(model: nn.Module, theta0: dict[str, torch.Tensor], batches: list[dict], estimator: str = "fisher",
-        n_batches: int = 10, seed: int = 0, groups: Callable[[str], str] = bert_groups) -> dict[str, float]:
+        n_batches: int = 10, seed: int = 0, groups: Callable[[str], str] = bert_groups,
+        batch_size: int = 32) -> dict[str, float]:
     """IIW per group and in total (key ``"total"``) of ``model`` relative to the weights ``theta0``.
 
     ``groups``: parameter name -> group name (default :func:`bert_groups`; :func:`module_groups` for a plain
-    ``nn.Sequential``); ``theta0``: parameter name -> tensor, at least every weight tensor of the model.
+    ``nn.Sequential``); ``theta0``: parameter name -> tensor, at least every tensor the estimator measures.
 
     ``"fisher"``'s total is the quadratic form of the whole ``delta`` (so it includes the cross terms between
-    groups and is not the sum of the groups); ``"pib"`` and ``"fisher_diag"`` totals are sums over tensors.
+    groups and is not the sum of the groups); the other totals are sums over tensors.
 
-    ``batches``: model-ready dicts with ``labels`` (:mod:`studylib.core`); the Fisher
-    estimators use every example once, ``"pib"`` draws ``n_batches`` of them with replacement (seeded).
+    ``batches``: model-ready dicts with ``labels`` (:mod:`studylib.core`), all the examples (N of them) the
+    information is about; the Fisher estimators and ``"pib_all"`` use every example once, ``"pib"`` draws
+    ``n_batches`` minibatches of ``batch_size`` examples with replacement (seeded by ``seed``).
     """
+    return iiw_references(model, {"theta0": theta0}, batches, estimator, n_batches, seed, groups,
+                          batch_size)["theta0"]
+
+
+def iiw_references(model: nn.Module, references: dict[str, dict[str, torch.Tensor]], batches: list[dict],
+                   estimator: str = "fisher", n_batches: int = 10, seed: int = 0,
+                   groups: Callable[[str], str] = bert_groups, batch_size: int = 32) -> dict[str, dict[str, float]]:
+    """:func:`iiw` of ``model`` relative to each of several reference weights (reference name -> theta0), with
+    the ``"pib"`` gradient computed once for all of them. The IIW chapters measure every run against the
+    initial weights and the PIB priors this way."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if not batches:
         raise ValueError("iiw needs at least one batch of examples")
-    missing = [n for n, p in model.named_parameters() if p.ndim >= 2 and n not in theta0]
-    if missing:
-        raise ValueError(f"theta0 lacks weight tensors of the model: {missing[:5]}")
+    if batch_size < 1 or n_batches < 1:
+        raise ValueError(f"batch_size and n_batches must be >= 1, got {batch_size!r} and {n_batches!r}")
+    for name, theta0 in references.items():
+        missing = [n for n, p in model.named_parameters() if measured(n, p, estimator) and n not in theta0]
+        if missing:
+            raise ValueError(f"theta0 {name!r} lacks weight tensors of the model: {missing[:5]}")
     was_training = model.training
     model.eval()
-    deltas = weight_deltas(model, theta0)
-    if estimator == "pib":
-        per_tensor = _iiw_pib(model, deltas, batches, n_batches, seed)
-    else:
-        totals: dict[str, float] = {}
-        for batch in batches:
-            if estimator == "fisher":
-                dirs = per_example_directional(model, deltas, batch)
-                per_group: dict[str, torch.Tensor] = {}
-                for name, v in dirs.items():  # g_i . delta_group = sum over the group's tensors
-                    g = groups(name)
-                    per_group[g] = per_group.get(g, 0) + v.double()
-                for g, v in per_group.items():
-                    totals[g] = totals.get(g, 0.0) + float((v ** 2).sum())
-                whole = sum(per_group.values())  # g_i . delta over every group: the full quadratic form
-                totals["__total__"] = totals.get("__total__", 0.0) + float((whole ** 2).sum())
-            else:
-                for name, v in per_example_diag(model, deltas, batch).items():
-                    g = groups(name)
-                    totals[g] = totals.get(g, 0.0) + float(v.double().sum())
+    try:
+        grads = (_pib_gradient_of(model, batches, estimator, batch_size, n_batches, seed)
+                 if estimator.startswith("pib") else None)
+        out = {}
+        for name, theta0 in references.items():
+            deltas = weight_deltas(model, theta0, estimator)
+            if grads is None:
+                out[name] = _fisher_totals(model, deltas, batches, estimator, groups)
+                continue
+            per_tensor = {n: float((d.double() * grads[n].double()).sum()) ** 2 for n, d in deltas.items()}
+            by_group = {g: sum(per_tensor[n] for n in names)
+                        for g, names in weight_groups(model, groups, estimator).items()}
+            out[name] = {**by_group, "total": sum(by_group.values())}
+        return out
+    finally:
         model.train(was_training)
-        by_group = {g: totals.get(g, 0.0) for g in weight_groups(model, groups)}
-        return {**by_group, "total": totals.get("__total__", sum(by_group.values()))}
-    model.train(was_training)
-    result = {g: sum(per_tensor[n] for n in names) for g, names in weight_groups(model, groups).items()}
-    return {**result, "total": sum(result.values())}

@@ -3,7 +3,17 @@
 Used by the IIW chapters (through :mod:`studylib.studies.iiw`). The recipe follows seed 000, scaled by
 the profiles: Adam, a linear warm-up over the first 10% of the steps then a linear decay, batch 32, the
 training split divided 9:1 into train and dev, the held-out split as test; ``method="lpft"`` (Kumar et
-al. 2022, as the seed runs it) trains only the head in the first epoch, then everything.
+al. 2022, as the seed runs it) trains only the classifier in the first epoch, then everything.
+
+IIW is measured against several reference weights theta_0 (:data:`REFERENCES`), all on the same trained model:
+
+- ``"init"``: the weights fine-tuning started from;
+- ``"prior_same"``: the PIB code's prior (``train_prior``: the same architecture trained on the dev split,
+  :data:`PRIOR_RECIPE`) grown from the same initialisation the model then starts from;
+- ``"prior_fresh"``: that prior grown from an independent initialisation (seed + :data:`FRESH_SEED_OFFSET`), as
+  the PIB code's re-initialisation (``_initialize_weights()``) after the prior does. A pre-trained model's
+  prior and model then share the pre-trained body and differ in the classifier's draw; a random twin's differ
+  everywhere.
 """
 from __future__ import annotations
 
@@ -29,11 +39,19 @@ def encode(tok, x: np.ndarray, max_len: int) -> dict[str, torch.Tensor]:
     return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def batches(enc: dict, y: np.ndarray, batch_size: int, order=None) -> list[dict]:
-    """Model-ready batches (with ``labels``) in the given order (default: as stored)."""
+def batches(enc: dict, y: np.ndarray, batch_size: int, order=None, trim: bool = True) -> list[dict]:
+    """Model-ready batches (with ``labels``) in the given order (default: as stored). ``trim``: each batch cut to
+    its longest example (dynamic padding; the attention mask hides padding, so the logits do not change)."""
     idx = torch.arange(len(y)) if order is None else torch.as_tensor(order)
     labels = torch.as_tensor(y)
-    return [{**{k: v[i] for k, v in enc.items()}, "labels": labels[i]} for i in idx.split(batch_size)]
+    out = []
+    for i in idx.split(batch_size):
+        b = {k: v[i] for k, v in enc.items()}
+        if trim:
+            length = int(b["attention_mask"].sum(1).max())
+            b = {k: v[:, :length] for k, v in b.items()}
+        out.append({**b, "labels": labels[i]})
+    return out
 
 
 def build_model(name: str, pretrained: bool, num_labels: int, seed: int) -> nn.Module:
@@ -47,18 +65,23 @@ def build_model(name: str, pretrained: bool, num_labels: int, seed: int) -> nn.M
 
 @dataclass
 class Prepared:
-    """A run's data, tokenised and split: dataset, encodings, train indices, and ready batches."""
+    """A run's data, tokenised and split: dataset, encodings, train indices, and ready batches (``pib_batches``:
+    the whole train split, untrimmed, which the PIB estimators draw from; ``iiw_batches``: the Fisher
+    estimators' examples)."""
     ds: data.Dataset
     enc_train: dict
     train_idx: np.ndarray
+    dev_idx: np.ndarray
     dev_batches: list[dict]
     test_batches: list[dict]
     iiw_batches: list[dict]
+    pib_batches: list[dict]
 
 
 def prepare(p: dict) -> Prepared:
     """Load, tokenise and split a fine-tuning run's task: the training set 9:1 into train and dev (seeded
-    by ``p["seed"]``), the held-out split as test, and the first ``p["n_iiw"]`` training examples for IIW.
+    by ``p["seed"]``), the held-out split as test, the first ``p["n_iiw"]`` training examples for the Fisher
+    estimators and the whole train split for the PIB ones.
     Used by :func:`finetune_run` and by the Taylor-error chapter (the same examples IIW was measured on)."""
     ds = data.load(p["task"], seed=p["seed"], n_train=p["n_train"], n_test=p["n_test"])
     perm = np.random.default_rng(p["seed"]).permutation(len(ds.y_train))
@@ -67,10 +90,11 @@ def prepare(p: dict) -> Prepared:
     enc_train = encode(tok, ds.x_train, p["max_len"])
     train_idx, dev_idx = perm[:cut], perm[cut:]
     iiw_idx = train_idx[: p["n_iiw"]]
-    return Prepared(ds, enc_train, train_idx,
+    return Prepared(ds, enc_train, train_idx, dev_idx,
                     dev_batches=batches(select(enc_train, dev_idx), ds.y_train[dev_idx], 64),
                     test_batches=batches(encode(tok, ds.x_test, p["max_len"]), ds.y_test, 64),
-                    iiw_batches=batches(select(enc_train, iiw_idx), ds.y_train[iiw_idx], 16))
+                    iiw_batches=batches(select(enc_train, iiw_idx), ds.y_train[iiw_idx], 16),
+                    pib_batches=batches(select(enc_train, train_idx), ds.y_train[train_idx], 256, trim=False))
 
 
 def select(enc: dict, idx) -> dict:
@@ -78,12 +102,71 @@ def select(enc: dict, idx) -> dict:
     return {k: v[idx] for k, v in enc.items()}
 
 
+#: the PIB code's prior (``train_prior``): the dev split, 10 epochs of Adam at 1e-3 with weight decay 1e-5
+PRIOR_RECIPE = {"epochs": 10, "lr": 1e-3, "weight_decay": 1e-5}
+#: the reference weights IIW is measured against (module docstring)
+REFERENCES = ("init", "prior_same", "prior_fresh")
+#: the seed offset of the independent initialisation behind ``"prior_fresh"``
+FRESH_SEED_OFFSET = 10_000
+
+
+def iiw_key(estimator: str, reference: str, group: str) -> str:
+    """The record key of one IIW value: ``iiw_<estimator>_<reference>_<group>`` (group ``total`` for the total)."""
+    return f"iiw_{estimator}_{reference}_{group}"
+
+
+def train_prior(p: dict, prep: Prepared, init_seed: int, dev) -> dict[str, torch.Tensor]:
+    """The PIB prior: ``p``'s architecture, initialised with ``init_seed``, trained on the dev split by
+    :data:`PRIOR_RECIPE` (batches of ``p["batch_size"]``, reshuffled every epoch); its weights."""
+    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, init_seed).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=PRIOR_RECIPE["lr"], weight_decay=PRIOR_RECIPE["weight_decay"])
+    gen = torch.Generator().manual_seed(init_seed)
+    model.train()
+    for _ in range(PRIOR_RECIPE["epochs"]):
+        order = prep.dev_idx[torch.randperm(len(prep.dev_idx), generator=gen).numpy()]
+        for b in batches(select(prep.enc_train, order), prep.ds.y_train[order], p["batch_size"]):
+            b = core.to_device(b, dev)
+            opt.zero_grad()
+            nn.functional.cross_entropy(core.logits(model, b), b["labels"]).backward()
+            opt.step()
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def references(p: dict, prep: Prepared, model: nn.Module, dev) -> dict[str, dict[str, torch.Tensor]]:
+    """The reference weights ``p["references"]`` asks for (:data:`REFERENCES`), by name."""
+    unknown = set(p["references"]) - set(REFERENCES)
+    if unknown:
+        raise ValueError(f"references must be among {REFERENCES}, got {sorted(unknown)}")
+    seeds = {"prior_same": p["seed"], "prior_fresh": p["seed"] + FRESH_SEED_OFFSET}
+    return {ref: ({k: v.detach().clone() for k, v in model.named_parameters()} if ref == "init"
+                  else train_prior(p, prep, seeds[ref], dev)) for ref in p["references"]}
+
+
+def measure_iiw(model: nn.Module, refs: dict, prep_batches: dict, p: dict) -> dict[str, float]:
+    """Every estimator of ``p["estimators"]`` against every reference: the Fisher estimators on the IIW examples,
+    the PIB ones on the whole train split with the run's batch size, ``"pib"`` averaged over ``p["pib_seeds"]``
+    gradient-sampling seeds (each seed's total also recorded, as ``..._total_s<k>``)."""
+    rec = {}
+    for est in p["estimators"]:
+        pib = est.startswith("pib")
+        sampling = range(p["pib_seeds"]) if est == "pib" else [0]
+        draws = [iiw.iiw_references(model, refs, prep_batches["pib" if pib else "fisher"], est,
+                                    seed=1000 * p["seed"] + k, batch_size=p["batch_size"]) for k in sampling]
+        for ref in refs:
+            for group in draws[0][ref]:
+                rec[iiw_key(est, ref, group)] = float(np.mean([d[ref][group] for d in draws]))
+            if est == "pib":
+                rec.update({iiw_key(est, ref, f"total_s{k}"): d[ref]["total"] for k, d in enumerate(draws)})
+    return rec
+
+
 def finetune_run(p: dict) -> RunResult:
     """A cacheable fine-tuning run with IIW and accuracies at epoch 0 and after each epoch.
 
     ``p`` keys: model, pretrained, task, n_train, n_test, n_iiw, max_len, epochs, lr, batch_size, method
-    ("ft" or "lpft"), estimators (a list of :data:`studylib.metrics.iiw.ESTIMATORS`), seed, device, keep_weights.
-    Records hold ``iiw_<estimator>_<group>`` for every estimator and group, and ``..._total``.
+    ("ft" or "lpft"), estimators (a list of :data:`studylib.metrics.iiw.ESTIMATORS`), references (a list of
+    :data:`REFERENCES`), pib_seeds, seed, device, keep_weights. Records hold :func:`iiw_key` values for every
+    estimator, reference and group (and the total), the training loss of the epoch, and dev and test accuracy.
     """
     dev = core.device(p["device"])
     prep = prepare(p)
@@ -91,32 +174,33 @@ def finetune_run(p: dict) -> RunResult:
     dev_batches, test_batches = prep.dev_batches, prep.test_batches
 
     model = build_model(p["model"], p["pretrained"], ds.num_classes, p["seed"]).to(dev)
-    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    refs = references(p, prep, model, dev)
     steps_per_epoch = int(np.ceil(len(train_idx) / p["batch_size"]))
     total_steps = steps_per_epoch * p["epochs"]
     warmup = max(1, int(0.1 * total_steps))
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
-    head = {n for n in theta0 if iiw.bert_groups(n) == "fc"}
+    head = {n for n, _ in model.named_parameters() if iiw.bert_groups(n) == "classifier"}
     gen = torch.Generator().manual_seed(p["seed"])
+    iiw_examples = {"fisher": [core.to_device(b, dev) for b in prep.iiw_batches],
+                    "pib": [core.to_device(b, dev) for b in prep.pib_batches]}
 
-    iiw_on_device = [core.to_device(b, dev) for b in prep.iiw_batches]
+    def record(epoch, train_loss):
+        return {"epoch": epoch, "train_loss": train_loss,
+                "dev_acc": training.evaluate(model, dev_batches, dev)["acc"],
+                "test_acc": training.evaluate(model, test_batches, dev)["acc"],
+                **measure_iiw(model, refs, iiw_examples, p)}
 
-    def record(epoch):
-        rec = {"epoch": epoch, "dev_acc": training.evaluate(model, dev_batches, dev)["acc"],
-               "test_acc": training.evaluate(model, test_batches, dev)["acc"]}
-        for est in p["estimators"]:
-            rec.update({f"iiw_{est}_{k}": v for k, v in iiw.iiw(model, theta0, iiw_on_device, est, seed=p["seed"]).items()})
-        return rec
-
-    records = [record(0)]
+    records = [record(0, None)]
+    torch.manual_seed(p["seed"])  # dropout's draws do not depend on which priors were trained
     for epoch in progress(range(1, p["epochs"] + 1), total=p["epochs"], desc=f"fine-tuning {p['model']} on {p['task']}"):
         head_only = p["method"] == "lpft" and epoch == 1
         for n, q in model.named_parameters():
             q.requires_grad_(not head_only or n in head)
         model.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+        losses = []
         for b in batches(select(enc_all, order), ds.y_train[order], p["batch_size"]):
             b = core.to_device(b, dev)
             opt.zero_grad()
@@ -124,13 +208,14 @@ def finetune_run(p: dict) -> RunResult:
             loss.backward()
             opt.step()
             sched.step()
+            losses.append(loss.item() * len(b["labels"]))
         for q in model.parameters():
             q.requires_grad_(True)
-        records.append(record(epoch))
+        records.append(record(epoch, sum(losses) / len(train_idx)))
     best = max(records[1:], key=lambda r: r["dev_acc"])
     metrics = {"final_test_acc": records[-1]["test_acc"], "best_dev_epoch": best["epoch"],
-               "best_dev_test_acc": best["test_acc"],
-               **{f"final_iiw_{est}_total": records[-1][f"iiw_{est}_total"] for est in p["estimators"]}}
+               "best_dev_test_acc": best["test_acc"], "final_train_loss": records[-1]["train_loss"],
+               **{k.replace("iiw_", "final_iiw_", 1): v for k, v in records[-1].items()
+                  if k.startswith("iiw_") and k.endswith("_total")}}
     weights = {k: v.cpu() for k, v in model.state_dict().items()} if p.get("keep_weights") else None
     return RunResult(records, metrics, weights)
-

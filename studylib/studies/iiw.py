@@ -34,6 +34,89 @@ PAPER_TABLE1 = pd.DataFrame([
 ], columns=["task", "model", "init", "iiw", "test_acc"])
 
 
+#: seed 000, Tables 3-5 (appendix E): IIW of each layer after fine-tuning, pre-trained models, for the tasks our
+#: stand-ins match (SST-2, MRPC, RTE, QNLI); columns SST-2, QNLI, MRPC, RTE as printed.
+_PAPER_LAYER_ROWS = {
+    "BERT": """embedding 3.59e-10 2.39e-10 1.28e-07 1.78e-06
+layer_0 1.69e-11 3.19e-11 9.61e-09 7.62e-08
+layer_1 4.37e-11 6.96e-11 7.67e-09 8.83e-08
+layer_2 6.27e-11 1.42e-11 1.21e-08 1.30e-07
+layer_3 5.36e-11 1.12e-10 3.41e-09 1.65e-07
+layer_4 5.28e-11 6.91e-11 3.33e-09 1.92e-07
+layer_5 8.88e-11 6.02e-11 4.66e-09 3.12e-07
+layer_6 2.10e-10 6.09e-11 1.18e-09 4.92e-07
+layer_7 1.40e-10 7.48e-11 2.38e-09 5.00e-07
+layer_8 1.05e-10 1.02e-10 3.97e-08 1.28e-06
+layer_9 1.69e-10 9.02e-11 1.49e-07 2.58e-06
+layer_10 3.90e-11 2.30e-10 2.12e-07 3.42e-06
+layer_11 1.51e-11 2.09e-10 1.08e-06 3.58e-05
+fc 8.24e-09 2.06e-09 1.49e-04 2.49e-03""",
+    "RoBERTa": """embedding 3.26e-10 5.64e-12 2.20e-07 6.52e-06
+layer_0 8.89e-11 3.02e-12 8.24e-07 5.97e-06
+layer_1 3.88e-11 2.43e-12 1.25e-06 8.17e-06
+layer_2 9.85e-11 3.88e-12 2.22e-06 1.05e-05
+layer_3 1.35e-10 7.68e-12 1.18e-06 9.25e-06
+layer_4 1.53e-10 6.52e-12 6.74e-07 1.40e-05
+layer_5 5.67e-11 5.30e-11 3.76e-07 2.95e-06
+layer_6 2.70e-10 2.96e-11 4.59e-07 5.27e-06
+layer_7 4.89e-10 3.23e-11 2.79e-07 2.65e-06
+layer_8 2.11e-10 4.34e-11 1.22e-07 2.51e-06
+layer_9 9.27e-11 3.09e-12 1.13e-07 9.53e-07
+layer_10 2.39e-10 8.62e-13 1.17e-07 2.19e-06
+layer_11 8.57e-11 3.91e-11 4.93e-07 7.36e-06
+fc 6.69e-08 1.45e-08 1.44e-04 4.59e-04""",
+    "ELECTRA": """embedding 1.85e-10 2.10e-11 7.41e-08 1.83e-07
+layer_0 7.54e-13 4.60e-13 4.97e-09 1.80e-08
+layer_1 7.46e-12 1.47e-12 6.68e-09 3.00e-08
+layer_2 1.28e-11 7.91e-13 9.79e-09 2.67e-08
+layer_3 5.87e-12 8.22e-12 1.23e-08 6.44e-08
+layer_4 3.00e-11 6.63e-12 1.10e-08 7.90e-08
+layer_5 2.74e-11 9.67e-12 1.93e-08 2.24e-07
+layer_6 6.58e-11 6.76e-12 4.04e-08 2.92e-07
+layer_7 4.00e-11 2.11e-11 2.07e-08 2.85e-07
+layer_8 1.57e-10 1.47e-11 5.77e-08 2.88e-07
+layer_9 2.60e-10 2.45e-11 1.21e-07 5.38e-07
+layer_10 4.87e-10 3.69e-11 1.43e-07 1.37e-06
+layer_11 2.16e-10 1.34e-10 6.74e-06 2.72e-05
+fc 7.22e-08 3.19e-08 5.24e-04 2.00e-03""",
+}
+PAPER_LAYERS = pd.DataFrame([
+    (task, model, line.split()[0], float(v))
+    for model, text in _PAPER_LAYER_ROWS.items() for line in text.splitlines()
+    for task, v in zip(("SST-2", "QNLI", "MRPC", "RTE"), line.split()[1:])
+], columns=["task", "model", "group", "iiw"])
+
+#: our stand-in for each GLUE task of the paper (matched rows in the paper | ours tables)
+MATCHED_TASKS = {"SST-2": "rotten_tomatoes", "MRPC": "reuters_pairs", "QQP": "reuters_pairs",
+                 "RTE": "topic_claims", "QNLI": "topic_claims"}
+
+
+def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: float = 0.95) -> pd.DataFrame:
+    """The "paper | ours" table of Table 1, rows matched by task: the paper's log10(IIW pre-trained / IIW random)
+    and accuracy difference per model (BERT, RoBERTa, ELECTRA), beside ours (means over seeds with t intervals
+    of the same quantities, per encoder), with our majority-class rate. Log ratios are comparable across tasks
+    where magnitudes are not (the PIB normalisation scales IIW like 1 / N^2)."""
+    paper = PAPER_TABLE1.pivot_table(index=["task", "model"], columns="init", values=["iiw", "test_acc"])
+    rows = []
+    runs = runs.join(baselines(runs))
+    for glue_task, ours in MATCHED_TASKS.items():
+        row = {"paper task": glue_task, "our stand-in": ours}
+        for m in ("BERT", "RoBERTa", "ELECTRA"):
+            pr = paper.loc[(glue_task, m)]
+            row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", "pre-trained")] / pr[("iiw", "random")]))
+            row[f"paper {m}: acc. gain"] = float(pr[("test_acc", "pre-trained")] - pr[("test_acc", "random")])
+        for model, d in runs[runs.task == ours].groupby("model"):
+            wide = d.pivot_table(index="seed", columns="pretrained", values=[total(estimator, reference), "final_test_acc"])
+            ratio = stats.paired(_log_ratio(wide[(total(estimator, reference), True)],
+                                            wide[(total(estimator, reference), False)]) / np.log(10), level=level)
+            gain = stats.paired(wide[("final_test_acc", True)], wide[("final_test_acc", False)], level=level)
+            row[f"{model}: log10 IIW ratio"] = f"{ratio.estimate:+.2f} [{ratio.low:+.2f}, {ratio.high:+.2f}]"
+            row[f"{model}: acc. gain"] = f"{gain.estimate:+.3f} [{gain.low:+.3f}, {gain.high:+.3f}]"
+            row[f"{model}: majority rate"] = float(d.majority.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _cached_finetune(p: dict):
     """The cached fine-tuning run of ``p``; pre-trained FT runs keep their weights, for the Taylor-error
     chapter (so all three IIW chapters share the same cache entries)."""
@@ -47,30 +130,51 @@ def run_task(**p) -> dict:
     return {**p, **run.metrics, "records": run.records, "from_cache": run.from_cache}
 
 
-def pretrain_grid(models_, tasks, settings: dict, workers=None) -> pd.DataFrame:
-    """Every (model, pre-trained or random, task) fine-tuning run, through the grid executor."""
-    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "method": "ft"} for m in models_
-              for t in tasks for pre in (True, False)]
-    return pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
+def seeds(first: int, repeats: int) -> list[int]:
+    """The training seeds of a profile: ``first``, ``first + 1``, ... (``repeats`` of them)."""
+    return list(range(first, first + repeats))
 
 
-def final_layerwise(runs: pd.DataFrame, estimator: str) -> pd.DataFrame:
-    """Per run, the IIW of every group after the last epoch (long format)."""
+def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], workers=None) -> pd.DataFrame:
+    """Every (model, pre-trained or random, task, seed) fine-tuning run, through the grid executor."""
+    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "seed": s, "method": "ft"} for m in models_
+              for t in tasks for s in seeds_ for pre in (True, False)]
+    runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
+    runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
+    return runs
+
+
+def total(estimator: str, reference: str) -> str:
+    """The metrics column of a run's final IIW total for ``estimator`` against ``reference``."""
+    return "final_" + finetune.iiw_key(estimator, reference, "total")
+
+
+def final_layerwise(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
+    """Per run, the IIW of every group after the last epoch against ``reference`` (long format)."""
+    prefix = finetune.iiw_key(estimator, reference, "")
     rows = []
     for _, r in runs.iterrows():
-        last = r.records[-1]
-        prefix = f"iiw_{estimator}_"
-        for key, value in last.items():
-            if key.startswith(prefix) and key != f"{prefix}total":
+        for key, value in r.records[-1].items():
+            group = key[len(prefix):]
+            if key.startswith(prefix) and not group.startswith("total"):
                 rows.append({"model": r.model, "task": r.task, "seed": r.seed,
-                             "init": "pre-trained" if r.pretrained else "random",
-                             "group": key[len(prefix):], "iiw": value})
+                             "init": "pre-trained" if r.pretrained else "random", "group": group, "iiw": value})
     return pd.DataFrame(rows)
 
 
 #: the IIW chapters' source, as the verdicts page names it
 PAPER = "Anonymous (n.d.), IIW of pre-trained language models"
 PAIR = ["model", "task", "seed"]
+
+
+def _labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """One stratum label per row, the values of ``columns`` joined by "/"."""
+    return ["/".join(map(str, row)) for row in frame[columns].itertuples(index=False)]
+
+
+def _column(frame: pd.DataFrame, key) -> pd.Series:
+    """``frame[key]``, or an empty column when no run has it (no cell learnt)."""
+    return frame[key] if key in frame.columns else pd.Series(dtype=float)
 
 
 def _log_ratio(a, b) -> np.ndarray:
@@ -80,61 +184,113 @@ def _log_ratio(a, b) -> np.ndarray:
         return np.where((a > 0) & (b > 0), np.log(a / b), np.nan)
 
 
-def learnt(runs: pd.DataFrame, level: float = 0.95) -> pd.Series:
-    """Per run, whether its final test accuracy beats the majority class of its test set: a one-sided exact
-    binomial test at ``1 - level`` (the run's test labels are re-read from its data split). A comparison of IIW
-    between models that learnt nothing is no evidence about generalization. Used by the IIW chapters' claims."""
-    from scipy import stats as scipy_stats
+def baselines(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run, the two accuracies a model that learnt nothing reaches: ``chance`` (one over the number of classes)
+    and ``majority`` (the majority-class rate of its test set), from the run's data split re-read."""
     from .. import data
-    out = []
+    rows = []
     for _, r in runs.iterrows():
-        y = np.asarray(data.load(r.task, seed=r.seed, n_train=r.n_train, n_test=r.n_test).y_test)
-        majority = np.bincount(y).max() / len(y)
-        correct = int(round(r.final_test_acc * len(y)))
-        p = scipy_stats.binomtest(correct, len(y), majority, alternative="greater").pvalue
-        out.append(bool(p < 1 - level))
-    return pd.Series(out, index=runs.index)
+        ds = data.load(r.task, seed=r.seed, n_train=r.n_train, n_test=r.n_test)
+        rows.append({"chance": 1 / ds.num_classes, "majority": np.bincount(ds.y_test).max() / len(ds.y_test)})
+    return pd.DataFrame(rows, index=runs.index)
 
 
-def _learnt_premise(items: list, runs: pd.DataFrame, level: float = 0.95) -> list:
-    """Every claim's verdict stands only if every pre-trained run in ``runs`` learnt (:func:`learnt`)."""
-    ok = learnt(runs[runs.pretrained], level)
-    reason = (f"{int((~ok).sum())} of {len(ok)} pre-trained runs do not beat the majority class (one-sided "
-              f"binomial test, {1 - level:.0%}): the models compared did not learn")
-    return [claims.precondition(c, bool(ok.all()), reason) for c in items]
+def learnt_tasks(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The stated rule that keeps runs that learnt nothing out of the verdicts: a (model, task) cell counts when
+    its pre-trained runs' test accuracy beats the majority class of their test sets, by a one-sided t interval
+    over seeds of (accuracy - majority rate) that excludes 0. One row per cell: accuracies pre-trained and random
+    (means over seeds), chance (1 / classes), the majority rate, the margin's interval and ``learnt``."""
+    runs = runs.join(baselines(runs))
+    rows = []
+    for (model, task), d in runs.groupby(["model", "task"]):
+        pre, rnd = d[d.pretrained], d[~d.pretrained]
+        margin = stats.paired(pre.final_test_acc.to_numpy(), pre.majority.to_numpy(), level=2 * level - 1)
+        rows.append({"model": model, "task": task, "seeds": len(pre), "chance": pre.chance.mean(),
+                     "majority": pre.majority.mean(), "acc. pre-trained": pre.final_test_acc.mean(),
+                     "acc. random": rnd.final_test_acc.mean(), "margin low": margin.low,
+                     "learnt": bool(margin.low > 0)})
+    return pd.DataFrame(rows)
 
 
-def claims_table(runs: pd.DataFrame, estimators: list[str]) -> pd.DataFrame:
-    """Seed 000's claims about pre-trained vs random models (§3.2, Table 1, Fig. 1), the IIW ones with every
-    estimator, each decided by a paired comparison over matched (model, task, seed) runs: t intervals of log IIW
-    ratios and of accuracy differences. A verdict stands only if every pre-trained run learnt (:func:`learnt`)."""
-    acc = runs.pivot_table(index=PAIR, columns="pretrained", values="final_test_acc")
-    out = [claims.mean_claim(acc[True], acc[False], expected_sign=1,
+def _learnt_only(runs: pd.DataFrame, level: float = 0.95) -> tuple[pd.DataFrame, str]:
+    """The runs of the (model, task) cells that :func:`learnt_tasks` keeps, and the reason to give when none is."""
+    cells = learnt_tasks(runs, level)
+    kept = cells[cells.learnt][["model", "task"]]
+    reason = (f"no (model, task) cell's pre-trained runs beat the majority class ({len(cells)} cells; one-sided "
+              f"{level:.0%} t interval over seeds): the models compared did not learn")
+    return runs.merge(kept, on=["model", "task"]), reason
+
+
+def _on_learnt(items: list, kept: pd.DataFrame, reason: str) -> list:
+    """Every verdict stands only when some cell learnt (else: inconclusive, with the reason)."""
+    return [claims.precondition(c, len(kept) > 0, reason, ("held", "did not hold", "partly held", "inconclusive"))
+            for c in items]
+
+
+#: what each reference theta_0 is called on the pages
+REFERENCE_NAMES = {"init": "(a) theta_0 = initial weights", "prior_same": "(b2) PIB prior, same initialisation",
+                   "prior_fresh": "(b1) PIB prior, fresh initialisation (the reference code)"}
+
+
+def ratio_by_reference(runs: pd.DataFrame, estimators: list[str], references: list[str],
+                       level: float = 0.95) -> pd.DataFrame:
+    """IIW chapter: the mean log10(IIW pre-trained / IIW random) over the matched (model, task, seed) pairs of the
+    cells that learnt (:func:`learnt_tasks`), with its t interval, for every estimator and reference theta_0."""
+    kept, _ = _learnt_only(runs)
+    rows = []
+    for estimator in estimators:
+        for reference in references:
+            wide = kept.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
+            est = stats.paired(_log_ratio(_column(wide, True), _column(wide, False)) / np.log(10), level=level)
+            rows.append({"estimator": estimator, "reference": reference, "theta_0": REFERENCE_NAMES[reference],
+                         "mean": est.estimate, "low": est.low, "high": est.high, "pairs": est.n})
+    return pd.DataFrame(rows).set_index(["estimator", "reference"])
+
+
+def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str]) -> pd.DataFrame:
+    """Seed 000's claims about pre-trained vs random models (§3.2, Table 1, Fig. 1), each decided by a paired
+    comparison over matched (model, task, seed) runs: t intervals of log IIW ratios and of accuracy differences.
+    "Lower IIW" is tested with every estimator against every reference theta_0; the layer-wise claims with the
+    first estimator against the last reference (the reference code's prior, when measured). Only the (model, task)
+    cells whose pre-trained runs learnt count (:func:`learnt_tasks`)."""
+    kept, reason = _learnt_only(runs)
+    acc = kept.pivot_table(index=PAIR, columns="pretrained", values="final_test_acc")
+    out = [claims.mean_claim(_column(acc, True), _column(acc, False), expected_sign=1,
                              claim="Pre-trained models reach higher test accuracy", where="Table 1, §3.2",
                              statistic="mean accuracy difference", unit="(model, task, seed) pairs")]
     for estimator in estimators:
-        total = runs.pivot_table(index=PAIR, columns="pretrained", values=f"final_iiw_{estimator}_total")
-        wide = final_layerwise(runs, estimator).pivot_table(index=PAIR + ["init"], columns="group", values="iiw")
+        for reference in references:
+            iiw_total = kept.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
+            out.append(claims.mean_claim(
+                _log_ratio(_column(iiw_total, True), _column(iiw_total, False)), expected_sign=-1,
+                claim="Pre-trained models have lower IIW than randomly initialised ones", where="Table 1, §3.2",
+                statistic=f"mean log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
+                unit="(model, task, seed) pairs"))
+    estimator, reference = estimators[0], references[-1]
+    layerwise = final_layerwise(kept, estimator, reference)
+    if len(layerwise):
+        wide = layerwise.pivot_table(index=PAIR + ["init"], columns="group", values="iiw")
         layers = [c for c in wide.columns if c.startswith("layer_")]
         pre, rnd = wide.xs("pre-trained", level="init"), wide.xs("random", level="init")
-        out += [
-            claims.mean_claim(_log_ratio(total[True], total[False]), expected_sign=-1,
-                              claim="Pre-trained models have lower IIW than randomly initialised ones",
-                              where="Table 1, §3.2", statistic=f"mean log(IIW pre-trained / IIW random), {estimator}",
-                              unit="(model, task, seed) pairs"),
-            claims.mean_claim(_log_ratio(pre["fc"], pre.drop(columns="fc").max(axis=1)), expected_sign=1,
-                              claim="In pre-trained models the head (fc) has the highest IIW of all groups",
-                              where="Fig. 1, §3.2", statistic=f"mean log(IIW fc / largest other group), {estimator}",
-                              unit="pre-trained runs"),
-            claims.mean_claim(_log_ratio(rnd["embedding"], rnd[layers].median(axis=1)), expected_sign=1,
-                              claim="In random models the embedding IIW is high (above the median layer)",
-                              where="Fig. 1, §3.2", statistic=f"mean log(IIW embedding / median layer), {estimator}",
-                              unit="random runs"),
-            claims.mean_claim(_log_ratio(pre["embedding"], pre["layer_0"]), expected_sign=1,
-                              claim="In pre-trained models the embedding IIW exceeds layer 0's", where="§3.2",
-                              statistic=f"mean log(IIW embedding / layer 0), {estimator}", unit="pre-trained runs"),
-        ]
-    return claims.table(_learnt_premise(out, runs))
+        others = pre.drop(columns="classifier").max(axis=1)
+        ratios = (_log_ratio(pre["classifier"], others), _log_ratio(rnd["embedding"], rnd[layers].median(axis=1)),
+                  _log_ratio(pre["embedding"], pre["layer_0"]))
+    else:
+        ratios = ([], [], [])
+    where = f"{estimator}, {REFERENCE_NAMES[reference]}"
+    out += [
+        claims.mean_claim(ratios[0], expected_sign=1,
+                          claim="In pre-trained models the head (fc) has the highest IIW of all groups",
+                          where="Fig. 1, §3.2", unit="pre-trained runs",
+                          statistic=f"mean log(IIW classifier / largest other group), {where}"),
+        claims.mean_claim(ratios[1], expected_sign=1,
+                          claim="In random models the embedding IIW is high (above the median layer)",
+                          where="Fig. 1, §3.2", statistic=f"mean log(IIW embedding / median layer), {where}",
+                          unit="random runs"),
+        claims.mean_claim(ratios[2], expected_sign=1, claim="In pre-trained models the embedding IIW exceeds layer 0's",
+                          where="§3.2", statistic=f"mean log(IIW embedding / layer 0), {where}", unit="pre-trained runs"),
+    ]
+    return claims.table(_on_learnt(out, kept, reason))
 
 
 #: seed 000, Table 2: IIW and test accuracy of full fine-tuning (FT) and linear probing then fine-tuning (LP-FT).
@@ -154,25 +310,27 @@ PAPER_TABLE2 = pd.DataFrame([
 ], columns=["task", "model", "method", "iiw", "test_acc"])
 
 
-def finetune_grid(models_, tasks, settings: dict, workers=None) -> pd.DataFrame:
-    """Pre-trained FT, pre-trained LP-FT and random FT runs for every (model, task), through the grid
+def finetune_grid(models_, tasks, settings: dict, seeds_: list[int], workers=None) -> pd.DataFrame:
+    """Pre-trained FT, pre-trained LP-FT and random FT runs for every (model, task, seed), through the grid
     executor (the FT runs are the same cached runs as the pre-trained vs random chapter's)."""
     combos = [(True, "ft"), (True, "lpft"), (False, "ft")]
-    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "method": method}
-              for m in models_ for t in tasks for pre, method in combos]
+    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "seed": s, "method": method}
+              for m in models_ for t in tasks for s in seeds_ for pre, method in combos]
     runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
     runs["variant"] = [("pre-trained " if p else "random ") + ("LP-FT" if m == "lpft" else "FT")
                        for p, m in zip(runs.pretrained, runs.method)]
     return runs
 
 
-def epoch_frame(runs: pd.DataFrame, estimator: str) -> pd.DataFrame:
-    """One row per (run, epoch): IIW total of ``estimator`` and test accuracy."""
+def epoch_frame(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
+    """One row per (run, epoch): IIW total of ``estimator`` against ``reference``, training loss and test
+    accuracy."""
+    key = finetune.iiw_key(estimator, reference, "total")
     rows = []
     for _, r in runs.iterrows():
         for rec in r.records:
             rows.append({"model": r.model, "task": r.task, "seed": r.seed, "variant": r.variant, "epoch": rec["epoch"],
-                         "iiw": rec[f"iiw_{estimator}_total"], "test_acc": rec["test_acc"]})
+                         "iiw": rec[key], "train_loss": rec["train_loss"], "test_acc": rec["test_acc"]})
     return pd.DataFrame(rows)
 
 
@@ -212,39 +370,62 @@ def epoch_taus(epochs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 
 def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
-                            estimator: str) -> pd.DataFrame:
-    """Seed 000's claims about IIW during fine-tuning (§3.3, Fig. 2) and FT vs LP-FT (§3.4, Table 2): the
-    forgetting phase by the fall after the peak (above 5% in pre-trained FT runs, at most 5% in random ones); IIW
-    against accuracy by the stratified tau over epochs (runs held apart); Table 2 by the share of (FT, LP-FT)
-    pairs in which the lower-IIW model is the more accurate (Clopper-Pearson; "reliably": above 75%)."""
+                            estimator: str, reference: str) -> pd.DataFrame:
+    """Seed 000's claims about IIW during fine-tuning (§3.3, Fig. 2) and FT vs LP-FT (§3.4, Table 2), for one
+    estimator and reference theta_0: the forgetting phase by the fall after the peak (above 5% in pre-trained FT
+    runs, at most 5% in random ones); IIW against accuracy by the stratified tau over epochs (runs held apart);
+    Table 2 by the share of (FT, LP-FT) pairs in which the lower-IIW model is the more accurate (Clopper-Pearson;
+    "reliably": above 75%). Against a PIB prior, IIW at epoch 0 is not 0, and the paper's epoch-0 observations
+    are tested too: pre-trained models start lower (paired log ratios), and a lower starting IIW goes with better
+    accuracy after fine-tuning (Kendall tau over FT runs, stratified by (model, task)). Only the (model, task)
+    cells whose pre-trained runs learnt count (:func:`learnt_tasks`)."""
+    ref = REFERENCE_NAMES[reference]
+    ft_runs, reason = _learnt_only(runs[runs.method == "ft"])
+    kept = runs.merge(ft_runs[["model", "task"]].drop_duplicates(), on=["model", "task"])
+    keys = kept[PAIR + ["variant"]].drop_duplicates()
+    epochs, taus = epochs.merge(keys, on=list(keys)), taus.merge(keys, on=list(keys))
     fall = taus.pivot_table(index=PAIR, columns="variant", values="drop_after_peak")
     tracked = epochs[(epochs.epoch > 0)]
-    run_id = tracked[["model", "task", "seed", "variant"]].astype(str).agg("/".join, axis=1)
-    total = f"final_iiw_{estimator}_total"
-    ft = runs[runs.pretrained].pivot_table(index=PAIR, columns="method", values=[total, "final_test_acc"])
-    d_log_iiw = _log_ratio(ft[(total, "lpft")], ft[(total, "ft")])
-    d_acc = ft[("final_test_acc", "lpft")] - ft[("final_test_acc", "ft")]
+    run_id = _labels(tracked, ["model", "task", "seed", "variant"])
+    col = total(estimator, reference)
+    ft = kept[kept.pretrained].pivot_table(index=PAIR, columns="method", values=[col, "final_test_acc"])
+    d_log_iiw = _log_ratio(_column(ft, (col, "lpft")), _column(ft, (col, "ft")))
+    d_acc = _column(ft, ("final_test_acc", "lpft")) - _column(ft, ("final_test_acc", "ft"))
     agree = np.where(np.sign(d_acc) != 0, -np.sign(d_log_iiw) == np.sign(d_acc), np.nan)  # accuracy ties: no vote
     out = [
         claims.combine(
             "Pre-trained models go through memorisation then forgetting (IIW rises, then falls); randomly "
             "initialised ones do not", "Fig. 2, §3.3", {
                 f"pre-trained FT: IIW falls after its peak by more than {FORGETTING_DROP:.0%}": claims.mean_claim(
-                    fall.get("pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit="(model, task, seed) runs",
-                    statistic=f"mean fall of IIW after its peak - {FORGETTING_DROP:.0%}, {estimator}"),
+                    _column(fall, "pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit="(model, task, seed) runs",
+                    statistic=f"mean fall of IIW after its peak - {FORGETTING_DROP:.0%}, {estimator}, {ref}"),
                 f"random FT: IIW falls after its peak by at most {FORGETTING_DROP:.0%}": claims.mean_claim(
-                    fall.get("random FT"), expected_sign="not positive", negligible=FORGETTING_DROP,
-                    unit="(model, task, seed) runs", statistic=f"mean fall of IIW after its peak, {estimator}")}),
+                    _column(fall, "random FT"), expected_sign="not positive", negligible=FORGETTING_DROP,
+                    unit="(model, task, seed) runs", statistic=f"mean fall of IIW after its peak, {estimator}, {ref}")}),
         claims.rank_claim(tracked.iiw, tracked.test_acc, "not negative", groups=run_id,
                           claim="Lower IIW does not reliably go with better accuracy across epochs",
-                          where="Fig. 2, §3.3", statistic=f"stratified tau (IIW, accuracy) over epochs, {estimator}",
+                          where="Fig. 2, §3.3", statistic=f"stratified tau (IIW, accuracy) over epochs, {estimator}, {ref}",
                           unit="epochs"),
         claims.share_claim(agree, expected_sign="not positive", negligible=0.25,
                            claim="Between FT and LP-FT, the lower-IIW model is not reliably the more accurate",
                            where="Table 2, §3.4", unit="(model, task, seed) pairs",
-                           statistic=f"share of pairs where the lower-IIW model is the more accurate ({estimator})"),
+                           statistic=f"share of pairs where the lower-IIW model is the more accurate ({estimator}, {ref})"),
     ]
-    return claims.table(_learnt_premise(out, runs))
+    if reference != "init":
+        start = epochs[(epochs.epoch == 0) & epochs.variant.isin(["pre-trained FT", "random FT"])]
+        first = start.pivot_table(index=PAIR, columns="variant", values="iiw")
+        start = start.merge(kept[PAIR + ["variant", "final_test_acc"]], on=PAIR + ["variant"])
+        out += [
+            claims.mean_claim(_log_ratio(_column(first, "pre-trained FT"), _column(first, "random FT")), expected_sign=-1,
+                              claim="Pre-trained models start fine-tuning with lower IIW than random ones",
+                              where="Fig. 2, §3.3", unit="(model, task, seed) pairs",
+                              statistic=f"mean log(IIW pre-trained / IIW random) at epoch 0, {estimator}, {ref}"),
+            claims.rank_claim(start.iiw, start.final_test_acc, expected_sign=-1,
+                              groups=_labels(start, ["model", "task"]),
+                              claim="A lower IIW at the start goes with better accuracy after fine-tuning",
+                              where="§3.3 (the paper's hypothesis)", unit="FT runs",
+                              statistic=f"stratified tau (IIW at epoch 0, final accuracy), {estimator}, {ref}")]
+    return claims.table(_on_learnt(out, kept, reason))
 
 
 def taylor_task(ts, **p) -> dict:
@@ -261,7 +442,7 @@ def taylor_task(ts, **p) -> dict:
     path = taylor.kl_path(model, theta0, [core.to_device(b, dev) for b in prep.iiw_batches], ts)
     values = taylor.abs_deltas({k: v.detach() for k, v in model.named_parameters()}, theta0)
     return {"model": p["model"], "task": p["task"], "n_examples": sum(len(b["labels"]) for b in prep.iiw_batches),
-            "test_acc": run.metrics["final_test_acc"], "iiw_fisher_total": run.records[-1].get("iiw_fisher_total"),
+            "test_acc": run.metrics["final_test_acc"], "iiw_fisher_total": run.records[-1].get(finetune.iiw_key("fisher", "init", "total")),
             "path": path, "histogram": taylor.log_histogram(values), "n_parameters": values.size,
             **taylor.delta_quantiles(values)}
 
