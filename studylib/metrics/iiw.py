@@ -178,7 +178,11 @@ def per_example_directional(model: nn.Module, deltas: dict[str, torch.Tensor], b
     Linear ``W`` (out x in): ``sum_t G_{i,t} . (delta_W a_{i,t})``; Embedding ``E``: ``sum_t G_{i,t} . delta_E[id_{i,t}]``;
     Conv2d: ``G_i . conv(a_i, delta_W)`` (the convolution without bias is linear in its weight).
     """
-    owners, cap = _captured_pass(model, deltas, batch)
+    return _directional(*_captured_pass(model, deltas, batch), deltas)
+
+
+def _directional(owners: dict, cap: _Capture, deltas: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`per_example_directional` from a captured pass (which does not depend on ``deltas``)."""
     out = {}
     for wname, mod in owners.items():
         mname = wname[: -len(".weight")]
@@ -221,22 +225,30 @@ def per_example_diag(model: nn.Module, deltas: dict[str, torch.Tensor], batch: d
     return out
 
 
-def _fisher_totals(model, deltas, batches, estimator, groups) -> dict[str, float]:
-    totals: dict[str, float] = {}
+def _fisher_totals(model, deltas_by_reference: dict[str, dict], batches, estimator,
+                   groups) -> dict[str, dict[str, float]]:
+    """The Fisher estimators against every reference; ``"fisher"`` captures each batch once for all of them."""
+    totals: dict[str, dict[str, float]] = {ref: {} for ref in deltas_by_reference}
     for batch in batches:
         if estimator == "fisher":
-            per_group: dict[str, torch.Tensor] = {}
-            for name, v in per_example_directional(model, deltas, batch).items():  # g_i . delta per group
-                per_group[groups(name)] = per_group.get(groups(name), 0) + v.double()
-            for g, v in per_group.items():
-                totals[g] = totals.get(g, 0.0) + float((v ** 2).sum())
-            whole = sum(per_group.values())  # g_i . delta over every group: the full quadratic form
-            totals["__total__"] = totals.get("__total__", 0.0) + float((whole ** 2).sum())
+            captured = _captured_pass(model, next(iter(deltas_by_reference.values())), batch)
+            for ref, deltas in deltas_by_reference.items():
+                per_group: dict[str, torch.Tensor] = {}
+                for name, v in _directional(*captured, deltas).items():  # g_i . delta per group
+                    per_group[groups(name)] = per_group.get(groups(name), 0) + v.double()
+                for g, v in per_group.items():
+                    totals[ref][g] = totals[ref].get(g, 0.0) + float((v ** 2).sum())
+                whole = sum(per_group.values())  # g_i . delta over every group: the full quadratic form
+                totals[ref]["__total__"] = totals[ref].get("__total__", 0.0) + float((whole ** 2).sum())
         else:
-            for name, v in per_example_diag(model, deltas, batch).items():
-                totals[groups(name)] = totals.get(groups(name), 0.0) + float(v.double().sum())
-    by_group = {g: totals.get(g, 0.0) for g in weight_groups(model, groups, estimator)}
-    return {**by_group, "total": totals.get("__total__", sum(by_group.values()))}
+            for ref, deltas in deltas_by_reference.items():
+                for name, v in per_example_diag(model, deltas, batch).items():
+                    totals[ref][groups(name)] = totals[ref].get(groups(name), 0.0) + float(v.double().sum())
+    out = {}
+    for ref, t in totals.items():
+        by_group = {g: t.get(g, 0.0) for g in weight_groups(model, groups, estimator)}
+        out[ref] = {**by_group, "total": t.get("__total__", sum(by_group.values()))}
+    return out
 
 
 def iiw(model: nn.Module, theta0: dict[str, torch.Tensor], batches: list[dict], estimator: str = "fisher",
@@ -262,7 +274,7 @@ def iiw_references(model: nn.Module, references: dict[str, dict[str, torch.Tenso
                    estimator: str = "fisher", n_batches: int = 10, seed: int = 0,
                    groups: Callable[[str], str] = bert_groups, batch_size: int = 32) -> dict[str, dict[str, float]]:
     """:func:`iiw` of ``model`` relative to each of several reference weights (reference name -> theta0), with
-    the ``"pib"`` gradient computed once for all of them. The IIW chapters measure every run against the
+    the ``"pib"`` gradient (and the ``"fisher"`` captured pass) computed once for all of them. The IIW chapters measure every run against the
     initial weights and the PIB priors this way."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -277,15 +289,13 @@ def iiw_references(model: nn.Module, references: dict[str, dict[str, torch.Tenso
     was_training = model.training
     model.eval()
     try:
-        grads = (_pib_gradient_of(model, batches, estimator, batch_size, n_batches, seed)
-                 if estimator.startswith("pib") else None)
+        deltas = {name: weight_deltas(model, theta0, estimator) for name, theta0 in references.items()}
+        if not estimator.startswith("pib"):
+            return _fisher_totals(model, deltas, batches, estimator, groups)
+        grads = _pib_gradient_of(model, batches, estimator, batch_size, n_batches, seed)
         out = {}
-        for name, theta0 in references.items():
-            deltas = weight_deltas(model, theta0, estimator)
-            if grads is None:
-                out[name] = _fisher_totals(model, deltas, batches, estimator, groups)
-                continue
-            per_tensor = {n: float((d.double() * grads[n].double()).sum()) ** 2 for n, d in deltas.items()}
+        for name, delta in deltas.items():
+            per_tensor = {n: float((d.double() * grads[n].double()).sum()) ** 2 for n, d in delta.items()}
             by_group = {g: sum(per_tensor[n] for n in names)
                         for g, names in weight_groups(model, groups, estimator).items()}
             out[name] = {**by_group, "total": sum(by_group.values())}

@@ -94,7 +94,8 @@ def prepare(p: dict) -> Prepared:
                     dev_batches=batches(select(enc_train, dev_idx), ds.y_train[dev_idx], 64),
                     test_batches=batches(encode(tok, ds.x_test, p["max_len"]), ds.y_test, 64),
                     iiw_batches=batches(select(enc_train, iiw_idx), ds.y_train[iiw_idx], 16),
-                    pib_batches=batches(select(enc_train, train_idx), ds.y_train[train_idx], 256, trim=False))
+                    pib_batches=batches(select(enc_train, train_idx), ds.y_train[train_idx], len(train_idx),
+                                        trim=False))
 
 
 def select(enc: dict, idx) -> dict:
@@ -142,7 +143,7 @@ def references(p: dict, prep: Prepared, model: nn.Module, dev) -> dict[str, dict
                   else train_prior(p, prep, seeds[ref], dev)) for ref in p["references"]}
 
 
-def measure_iiw(model: nn.Module, refs: dict, prep_batches: dict, p: dict) -> dict[str, float]:
+def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict) -> dict[str, float]:
     """Every estimator of ``p["estimators"]`` against every reference: the Fisher estimators on the IIW examples,
     the PIB ones on the whole train split with the run's batch size, ``"pib"`` averaged over ``p["pib_seeds"]``
     gradient-sampling seeds (each seed's total also recorded, as ``..._total_s<k>``)."""
@@ -150,7 +151,7 @@ def measure_iiw(model: nn.Module, refs: dict, prep_batches: dict, p: dict) -> di
     for est in p["estimators"]:
         pib = est.startswith("pib")
         sampling = range(p["pib_seeds"]) if est == "pib" else [0]
-        draws = [iiw.iiw_references(model, refs, prep_batches["pib" if pib else "fisher"], est,
+        draws = [iiw.iiw_references(model, refs, examples["pib" if pib else "fisher"], est,
                                     seed=1000 * p["seed"] + k, batch_size=p["batch_size"]) for k in sampling]
         for ref in refs:
             for group in draws[0][ref]:

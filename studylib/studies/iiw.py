@@ -5,6 +5,7 @@ and "The Taylor error behind the IIW estimator", which share the cached fine-tun
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -106,10 +107,9 @@ def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: flo
             row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", "pre-trained")] / pr[("iiw", "random")]))
             row[f"paper {m}: acc. gain"] = float(pr[("test_acc", "pre-trained")] - pr[("test_acc", "random")])
         for model, d in runs[runs.task == ours].groupby("model"):
-            wide = d.pivot_table(index="seed", columns="pretrained", values=[total(estimator, reference), "final_test_acc"])
-            ratio = stats.paired(_log_ratio(wide[(total(estimator, reference), True)],
-                                            wide[(total(estimator, reference), False)]) / np.log(10), level=level)
-            gain = stats.paired(wide[("final_test_acc", True)], wide[("final_test_acc", False)], level=level)
+            acc = d.pivot_table(index=PAIR, columns="pretrained", values="final_test_acc")
+            ratio = stats.paired(_iiw_log_ratio(d, estimator, reference) / np.log(10), level=level)
+            gain = stats.paired(acc[True], acc[False], level=level)
             row[f"{model}: log10 IIW ratio"] = f"{ratio.estimate:+.2f} [{ratio.low:+.2f}, {ratio.high:+.2f}]"
             row[f"{model}: acc. gain"] = f"{gain.estimate:+.3f} [{gain.low:+.3f}, {gain.high:+.3f}]"
             row[f"{model}: majority rate"] = float(d.majority.mean())
@@ -167,6 +167,12 @@ PAPER = "Anonymous (n.d.), IIW of pre-trained language models"
 PAIR = ["model", "task", "seed"]
 
 
+def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str) -> np.ndarray:
+    """log(IIW pre-trained / IIW random) of every matched (model, task, seed) pair of ``runs``."""
+    wide = runs.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
+    return _log_ratio(_column(wide, True), _column(wide, False))
+
+
 def _labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     """One stratum label per row, the values of ``columns`` joined by "/"."""
     return ["/".join(map(str, row)) for row in frame[columns].itertuples(index=False)]
@@ -184,15 +190,18 @@ def _log_ratio(a, b) -> np.ndarray:
         return np.where((a > 0) & (b > 0), np.log(a / b), np.nan)
 
 
+@functools.lru_cache(maxsize=None)
+def _baseline(task: str, seed: int, n_train, n_test) -> tuple[float, float]:
+    from .. import data
+    ds = data.load(task, seed=seed, n_train=n_train, n_test=n_test)
+    return 1 / ds.num_classes, np.bincount(ds.y_test).max() / len(ds.y_test)
+
+
 def baselines(runs: pd.DataFrame) -> pd.DataFrame:
     """Per run, the two accuracies a model that learnt nothing reaches: ``chance`` (one over the number of classes)
-    and ``majority`` (the majority-class rate of its test set), from the run's data split re-read."""
-    from .. import data
-    rows = []
-    for _, r in runs.iterrows():
-        ds = data.load(r.task, seed=r.seed, n_train=r.n_train, n_test=r.n_test)
-        rows.append({"chance": 1 / ds.num_classes, "majority": np.bincount(ds.y_test).max() / len(ds.y_test)})
-    return pd.DataFrame(rows, index=runs.index)
+    and ``majority`` (the majority-class rate of its test set), from the run's data split re-read (once per split)."""
+    values = [_baseline(r.task, r.seed, r.n_train, r.n_test) for r in runs.itertuples()]
+    return pd.DataFrame(values, columns=["chance", "majority"], index=runs.index)
 
 
 def learnt_tasks(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -240,8 +249,7 @@ def ratio_by_reference(runs: pd.DataFrame, estimators: list[str], references: li
     rows = []
     for estimator in estimators:
         for reference in references:
-            wide = kept.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
-            est = stats.paired(_log_ratio(_column(wide, True), _column(wide, False)) / np.log(10), level=level)
+            est = stats.paired(_iiw_log_ratio(kept, estimator, reference) / np.log(10), level=level)
             rows.append({"estimator": estimator, "reference": reference, "theta_0": REFERENCE_NAMES[reference],
                          "mean": est.estimate, "low": est.low, "high": est.high, "pairs": est.n})
     return pd.DataFrame(rows).set_index(["estimator", "reference"])
@@ -260,9 +268,8 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
                              statistic="mean accuracy difference", unit="(model, task, seed) pairs")]
     for estimator in estimators:
         for reference in references:
-            iiw_total = kept.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
             out.append(claims.mean_claim(
-                _log_ratio(_column(iiw_total, True), _column(iiw_total, False)), expected_sign=-1,
+                _iiw_log_ratio(kept, estimator, reference), expected_sign=-1,
                 claim="Pre-trained models have lower IIW than randomly initialised ones", where="Table 1, §3.2",
                 statistic=f"mean log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
                 unit="(model, task, seed) pairs"))
