@@ -48,6 +48,16 @@ def array_batches(x, y=None, batch_size: int = 1024) -> list[dict]:
     return [{"x": x[i:i + batch_size], "labels": y[i:i + batch_size]} for i in range(0, len(y), batch_size)]
 
 
+def trim_padding(batch: dict) -> dict:
+    """A token batch cut to its longest example (dynamic padding: the attention mask hides padding, so the
+    logits do not change); other batches as they are. Used by the fine-tuning runs and the ``pib`` estimators
+    of the IIW chapters."""
+    if "attention_mask" not in batch:
+        return batch
+    length = int(batch["attention_mask"].sum(1).max())
+    return {k: v[:, :length] if v.dim() == 2 and k != "labels" else v for k, v in batch.items()}
+
+
 def to_device(batch: dict, dev) -> dict:
     """Every tensor of a batch on ``dev``."""
     return {k: v.to(dev) for k, v in batch.items()}

@@ -7,6 +7,7 @@ calls :func:`book_style` once.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 #: the book's matplotlib settings (see :func:`book_style`)
@@ -421,5 +422,48 @@ def component_bars(frame, label: str, values: dict[str, str]):
         ax.bar(range(len(frame)), frame[col], color="tab:blue")
         ax.set_xticks(range(len(frame)), frame[label], rotation=30, ha="right", fontsize=7)
         ax.set(ylabel=title)
+    fig.tight_layout()
+    return fig
+
+
+def _short(value) -> str:
+    """A legend value: numbers in their shortest form, anything else as it is."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+
+
+def _legend(init: str, setting: str) -> str:
+    """A line's legend: the initialisation and the setting, once when the setting already names it."""
+    return setting if setting.startswith(init) else f"{init}, {setting}"
+
+
+#: line style of each initialisation in the pre-trained vs random chapter's experiments
+INIT_STYLES = {"pre-trained": "-", "random": "--", "norm-matched random": ":"}
+
+
+def stage_curves(epochs, hue: str, hue_label: str):
+    """Pre-trained vs random chapter, the experiments: per epoch, training loss, test accuracy, IIW and its factors
+    ||delta||, ||g||, |cos(delta, g)| (two rows of three panels); one colour per value of ``hue`` (e.g. the learning
+    rate), one line style per initialisation; means over seeds with one standard deviation (geometric on the log
+    axes)."""
+    panels = {"train_loss": ("training loss", False), "test_acc": ("test accuracy", False), "iiw": ("IIW", True),
+              "delta_norm": ("||delta||", True), "grad_norm": ("||g||", True), "cos": ("|cos(delta, g)|", True)}
+    frame = epochs.assign(cos=epochs["cos"].abs())
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+    colours = dict(zip(sorted(frame[hue].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, (col, (label, log)) in zip(axes.flat, panels.items()):
+        for (value, init), d in frame.groupby([hue, "init"]):
+            d = d[d[col] > 0] if log else d.dropna(subset=[col])
+            if d.empty:
+                continue
+            v = np.log10(d[col]) if log else d[col]
+            g = v.groupby(d.epoch).agg(["mean", "std"]).fillna(0)
+            mid, lo, hi = g["mean"], g["mean"] - g["std"], g["mean"] + g["std"]
+            if log:
+                mid, lo, hi = 10 ** mid, 10 ** lo, 10 ** hi
+            ax.errorbar(g.index, mid, yerr=[mid - lo, hi - mid], fmt="o" + INIT_STYLES[init], ms=3, capsize=2,
+                        color=colours[value], label=_legend(init, f"{hue_label} {_short(value)}".strip()))
+        ax.set(xlabel="epoch", ylabel=label, yscale="log" if log else "linear")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -6,11 +6,12 @@ from studylib import core, nets
 from studylib.runs import finetune
 
 
-def run(method, epochs=2, references=("init",), task="reuters_pairs"):
+def run(method, epochs=2, references=("init",), task="reuters_pairs", **extra):
     return finetune.finetune_run(dict(
         model="minilm_l3", pretrained=True, task=task, n_train=40, n_test=20, n_iiw=8, max_len=16,
         epochs=epochs, lr=1e-4, batch_size=8, method=method, estimators=["fisher", "pib"],
-        references=list(references), pib_seeds=2, seed=0, device="cpu", keep_weights=False))
+        references=list(references), pib_seeds=2, seed=0, device="cpu", keep_weights=False, norm_matched=False,
+        **extra))
 
 
 def key(est, group, ref="init"):
@@ -26,8 +27,13 @@ def test_lpft_trains_only_the_head_in_its_first_epoch():
     assert all(first[key("fisher", f"layer_{i}")] == 0 == first[key("pib", f"layer_{i}")] for i in range(3))
     assert second[key("fisher", "layer_2")] > 0
     assert 0 <= result.metrics["final_test_acc"] <= 1
-    # the pib value is the mean of its gradient-sampling seeds' values
-    assert first[key("pib", "total")] == pytest.approx((first[key("pib", "total_s0")] + first[key("pib", "total_s1")]) / 2)
+    # the pib value is the mean of its gradient-sampling seeds' values at the last epoch, one seed in between
+    last = result.records[-1]
+    assert last[key("pib", "total")] == pytest.approx((last[key("pib", "total_s0")] + last[key("pib", "total_s1")]) / 2)
+    assert key("pib", "total_s1") not in first and first[key("pib", "total")] == first[key("pib", "total_s0")]
+    # the factors of the pib estimate: ||delta|| > 0 after training, |cos| <= 1
+    geom = {q: last[finetune.geometry_key("pib", "init", q)] for q in ("delta_norm", "grad_norm", "cos")}
+    assert geom["delta_norm"] > 0 and geom["grad_norm"] > 0 and -1 <= geom["cos"] <= 1
 
 
 def test_full_fine_tuning_moves_every_layer_and_is_reproducible():
@@ -66,3 +72,17 @@ def test_bad_model_names():
     pre = finetune.build_model("minilm_l3", True, 2, 0)
     name = "encoder.encoder.layer.0.attention.self.query.weight"
     assert not (twin.state_dict()[name] == pre.state_dict()[name]).all()
+
+
+def test_norm_matched_twin_has_random_directions_at_the_pretrained_norms():
+    twin = dict(finetune.build_model("minilm_l3", False, 2, 0).named_parameters())
+    pre = dict(finetune.build_model("minilm_l3", True, 2, 0).named_parameters())
+    matched = dict(finetune.build_model("minilm_l3", False, 2, 0, norm_matched=True).named_parameters())
+    name = "encoder.encoder.layer.0.attention.self.query.weight"
+    assert float(matched[name].norm()) == pytest.approx(float(pre[name].norm()), rel=1e-5)
+    assert torch.nn.functional.cosine_similarity(matched[name].flatten(), twin[name].flatten(), dim=0) > 0.9999
+    assert matched[name].norm() > 2 * twin[name].norm()  # the pre-trained weights are larger than the initialiser's
+    bias = "encoder.encoder.layer.0.attention.self.query.bias"
+    assert float(matched[bias].abs().max()) == 0.0  # biases start at zero and stay there
+    with pytest.raises(ValueError, match="random twins only"):
+        finetune.build_model("minilm_l3", True, 2, 0, norm_matched=True)

@@ -171,3 +171,22 @@ def test_zero_delta_gives_zero_information_and_groups_are_named():
         iiw.iiw(model, theta0, batches, "exact")
     with pytest.raises(ValueError, match="lacks weight tensors"):
         iiw.iiw(model, {}, batches)
+
+
+def test_geometry_factors_the_single_tensor_pib_estimate():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2, bias=False)).eval()
+    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with torch.no_grad():
+        model[0].weight.add_(torch.randn(2, 3))
+    batches = [{"x": torch.randn(8, 3), "labels": torch.randint(0, 2, (8,))}]
+    out = iiw.iiw_references(model, {"a": theta0}, batches, "pib_all", groups=iiw.module_groups, batch_size=4,
+                             geometry=True)["a"]
+    delta = model[0].weight.detach() - theta0["0.weight"]
+    grad = iiw.pib_gradient(model, iiw.stack_batches(batches), ["0.weight"], 4, [np.arange(4), np.arange(4, 8)])
+    assert out["delta_norm"] == pytest.approx(float(delta.norm()), rel=1e-6)
+    assert out["grad_norm"] == pytest.approx(float(grad["0.weight"].norm()), rel=1e-6)
+    # one tensor: the estimate is (delta . g)^2 = (||delta|| ||g|| cos)^2
+    assert out["total"] == pytest.approx((out["delta_norm"] * out["grad_norm"] * out["cos"]) ** 2, rel=1e-9)
+    with pytest.raises(ValueError, match="geometry needs a 'pib' estimator"):
+        iiw.iiw_references(model, {"a": theta0}, batches, "fisher", groups=iiw.module_groups, geometry=True)

@@ -141,6 +141,12 @@ def test_iiw_pretrained_vs_random_glued_values(book_root):
     assert g["iiw1_runs"] == 2 * len(quick["MODELS"]) * len(quick["TASKS"]) * quick["REPEATS"]
     assert g["iiw1_claims_total"] == 1 + len(quick["ESTIMATORS"]) * len(quick["REFERENCES"]) + 3
     assert 0 <= g["iiw1_claims_held"] <= g["iiw1_claims_total"]
+    orders = ("pre-trained lower", "random lower", "no clear order")
+    for ref in quick["REFERENCES"]:  # one ordering per learning rate and per size, against every theta_0
+        for key, settings in ((f"iiw1_stage_orders_{ref}", quick["LRS"]), (f"iiw1_size_orders_{ref}", quick["SIZES"])):
+            phrases = g[key].split("; ")
+            assert len(phrases) == len(settings) and all(p.split(": ")[1] in orders for p in phrases)
+        assert g[f"iiw1_units_matched_{ref}"] in ("pre-trained lower", "norm-matched random lower", "no clear order")
 
 
 @pytest.mark.slow
@@ -149,6 +155,8 @@ def test_iiw_finetuning_glued_values(book_root):
     quick = NOTEBOOKS["02_iiw_finetuning"].profiles["quick"]
     assert g["iiw2_runs"] == 3 * len(quick["MODELS"]) * len(quick["TASKS"]) * quick["REPEATS"]
     assert 0 <= g["iiw2_two_phase"] <= g["iiw2_tau_runs"] == g["iiw2_runs"]
+    assert g["iiw2_two_phase"] <= g["iiw2_two_phase_1pct"] <= g["iiw2_tau_runs"]  # a lower threshold admits more runs
+    assert 0 <= g["iiw2_lowest_is_best"] <= g["iiw2_tau_runs"]
     head, headline = quick["ESTIMATORS"][0], quick["REFERENCES"][-1]
     checks = [r for e in quick["ESTIMATORS"] for r in quick["REFERENCES"] if e == head or r == headline]
     assert g["iiw2_claims_total"] == sum(3 + 2 * (r != "init") for r in checks)  # epoch-0 claims need a prior

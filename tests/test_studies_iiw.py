@@ -107,6 +107,7 @@ def test_finetuning_claims_read_matched_runs():
             curve = {"pre-trained FT": [1, 3, 2 + 0.1 * k], "random FT": [1, 3, 3 - 0.01 * k]}.get(variant, [1, 2, 3])
             acc = 0.8 + 0.001 * seed - 0.01 * (method == "lpft") * (-1) ** k if pre else 0.55
             runs.append({"model": "m", "task": task, "seed": seed, "pretrained": pre, "method": method,
+                         "init": "pre-trained" if pre else "random",
                          "variant": variant, "n_train": 100, "n_test": 100, "final_test_acc": acc,
                          iiw_study.total("fisher", "prior_fresh"): curve[-1] * (2 if method == "lpft" else 1)})
             start = 0.5 if pre else 5.0 + k  # lower at the start for the pre-trained, more accurate, models
@@ -138,3 +139,46 @@ def test_finetuning_claims_read_matched_runs():
 def test_share_claim_needs_the_interval_below_the_band():
     assert claims.share_claim([1, 0] * 20, "not positive", negligible=0.25).verdict == "held"
     assert claims.share_claim([1] * 40, "not positive", negligible=0.25).verdict == "did not hold"
+
+
+def test_contrast_decomposes_the_ratio_by_setting():
+    """At lr 1e-4 the pre-trained runs move 10x less (||delta||^2 100x) with the same gradient and angle: the IIW
+    ratio is -2 in log10, all of it from ||delta||; at lr 3e-4 the two sides are alike and no order shows."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for lr, shrink in ((1e-4, 0.1), (3e-4, 1.0)):
+        for seed in range(4):
+            for init in ("pre-trained", "random"):
+                d = (shrink if init == "pre-trained" else 1.0) * np.exp(0.01 * rng.normal())
+                g, cos = 2.0, 0.3 * np.exp(0.01 * rng.normal())
+                last = {finetune.iiw_key("pib", "init", "total"): (d * g * cos) ** 2,
+                        **{finetune.geometry_key("pib", "init", q): v
+                           for q, v in (("delta_norm", d), ("grad_norm", g), ("cos", -cos))}}
+                rows.append({"model": "m", "task": "a", "seed": seed, "init": init, "lr": lr, "final_test_acc": 0.8,
+                             "final_train_loss": 0.1, "records": [{}, last]})
+    table = iiw_study.contrast(pd.DataFrame(rows), "pib", "init", "lr").set_index("lr")
+    assert table.loc[1e-4, "log10 IIW ratio"] == pytest.approx(-2, abs=0.05)
+    assert table.loc[1e-4, "log10 ||delta||^2 ratio"] == pytest.approx(-2, abs=0.05)
+    assert abs(table.loc[1e-4, "log10 ||g||^2 ratio"]) < 1e-9 and table.loc[1e-4, "pairs"] == 4
+    assert iiw_study.orderings(table.reset_index(), "lr") == "lr 0.0001: pre-trained lower; lr 0.0003: no clear order"
+
+
+def test_fall_factors_split_the_fall_after_the_peak():
+    rows = []
+    for variant, path in (("pre-trained FT", [(1, 1, .5), (2, 1, .5), (3, .2, .5)]),
+                          ("random FT", [(1, 1, .5), (2, 1, .5), (3, 1, .5)])):
+        for epoch, (d, g, c) in enumerate(path, 1):
+            rows.append({"model": "m", "task": "a", "seed": 0, "variant": variant, "epoch": epoch,
+                         "iiw": (d * g * c) ** 2, "delta_norm": d, "grad_norm": g, "cos": c, "test_acc": 0.5 + epoch / 10})
+    epochs = pd.DataFrame(rows)
+    table = iiw_study.fall_factors(epochs).set_index("variant")
+    assert list(table.index) == ["pre-trained FT"] and table.runs.iloc[0] == 1  # the random run peaks last
+    row = table.loc["pre-trained FT"]
+    assert row["log10 IIW change"] == pytest.approx(np.log10(0.09))
+    assert row["log10 ||delta||^2 change"] == pytest.approx(2 * np.log10(1.5))
+    assert row["log10 ||g||^2 change"] == pytest.approx(2 * np.log10(0.2))
+    assert row["log10 cos^2 change"] == pytest.approx(0)
+    taus = iiw_study.epoch_taus(epochs).set_index("variant")
+    # the lowest IIW comes at the last epoch for the pre-trained run, also its most accurate; epoch 1 for the random
+    assert taus.lowest_iiw_is_best.to_dict() == {"pre-trained FT": True, "random FT": False}
+    assert taus.two_phase["pre-trained FT"] and not iiw_study.epoch_taus(epochs, drop=0.95).two_phase.any()

@@ -40,6 +40,8 @@ from .. import core
 
 #: the IIW estimators (module docstring)
 ESTIMATORS = ("pib", "pib_all", "fisher", "fisher_diag")
+#: the factors of a PIB estimate :func:`iiw_references` reports with ``geometry=True``
+GEOMETRY = ("delta_norm", "grad_norm", "cos")
 
 
 def bert_groups(name: str) -> str:
@@ -115,7 +117,7 @@ def pib_gradient(model: nn.Module, examples: dict, names: list[str], batch_size:
     for idx in draws:
         idx = torch.as_tensor(idx, device=examples["labels"].device)
         model.zero_grad()
-        _loss(model, {k: v[idx] for k, v in examples.items()}).backward()
+        _loss(model, core.trim_padding({k: v[idx] for k, v in examples.items()})).backward()
         for n in names:
             grads[n] += params[n].grad
     model.zero_grad()
@@ -272,12 +274,19 @@ def iiw(model: nn.Module, theta0: dict[str, torch.Tensor], batches: list[dict], 
 
 def iiw_references(model: nn.Module, references: dict[str, dict[str, torch.Tensor]], batches: list[dict],
                    estimator: str = "fisher", n_batches: int = 10, seed: int = 0,
-                   groups: Callable[[str], str] = bert_groups, batch_size: int = 32) -> dict[str, dict[str, float]]:
+                   groups: Callable[[str], str] = bert_groups, batch_size: int = 32,
+                   geometry: bool = False) -> dict[str, dict[str, float]]:
     """:func:`iiw` of ``model`` relative to each of several reference weights (reference name -> theta0), with
-    the ``"pib"`` gradient (and the ``"fisher"`` captured pass) computed once for all of them. The IIW chapters measure every run against the
-    initial weights and the PIB priors this way."""
+    the ``"pib"`` gradient (and the ``"fisher"`` captured pass) computed once for all of them. The IIW chapters
+    measure every run against the initial weights and the PIB priors this way.
+
+    ``geometry`` (PIB estimators only): each reference's values also hold :data:`GEOMETRY` over all measured
+    tensors, ``delta_norm`` = ||delta||, ``grad_norm`` = ||g|| and ``cos`` = cos(delta, g), the factors of
+    ``(delta . g)^2`` the pre-trained vs random chapter takes apart."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if geometry and not estimator.startswith("pib"):
+        raise ValueError(f"geometry needs a 'pib' estimator (its one gradient g), got {estimator!r}")
     if not batches:
         raise ValueError("iiw needs at least one batch of examples")
     if batch_size < 1 or n_batches < 1:
@@ -295,10 +304,21 @@ def iiw_references(model: nn.Module, references: dict[str, dict[str, torch.Tenso
         grads = _pib_gradient_of(model, batches, estimator, batch_size, n_batches, seed)
         out = {}
         for name, delta in deltas.items():
-            per_tensor = {n: float((d.double() * grads[n].double()).sum()) ** 2 for n, d in delta.items()}
-            by_group = {g: sum(per_tensor[n] for n in names)
+            dots = {n: float((d.double() * grads[n].double()).sum()) for n, d in delta.items()}
+            by_group = {g: sum(dots[n] ** 2 for n in names)
                         for g, names in weight_groups(model, groups, estimator).items()}
             out[name] = {**by_group, "total": sum(by_group.values())}
+            if geometry:
+                out[name].update(_geometry(delta, grads, sum(dots.values())))
         return out
     finally:
         model.train(was_training)
+
+
+def _geometry(delta: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], dot: float) -> dict[str, float]:
+    """||delta||, ||g|| and cos(delta, g) = ``dot`` / (||delta|| ||g||) over every tensor of ``delta`` (cos 0
+    when either norm is zero)."""
+    delta_norm = math.sqrt(sum(float(d.double().pow(2).sum()) for d in delta.values()))
+    grad_norm = math.sqrt(sum(float(grads[n].double().pow(2).sum()) for n in delta))
+    cos = dot / (delta_norm * grad_norm) if delta_norm > 0 and grad_norm > 0 else 0.0
+    return {"delta_norm": delta_norm, "grad_norm": grad_norm, "cos": cos}

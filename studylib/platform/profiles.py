@@ -120,40 +120,51 @@ NOTEBOOKS: dict[str, Notebook] = {
                              choices=("pib", "pib_all", "fisher", "fisher_diag")),
          "REFERENCES": Param(list, "reference weights theta_0 IIW is measured against; the last is the headline",
                              item=str, choices=("init", "prior_same", "prior_fresh")),
-         "PIB_SEEDS": Param(int, "gradient-sampling seeds the 'pib' estimator is averaged over", low=1, high=20),
+         "PIB_SEEDS": Param(int, "gradient-sampling seeds the 'pib' estimator is averaged over (at epoch 0 and the "
+                                 "last epoch; one in between)", low=1, high=20),
+         "EXPERIMENT_TASK": Param(str, "task of the experiments that explain the verdict (learning rate, size, "
+                                       "norm-matched twin)", choices=("rotten_tomatoes", "reuters_pairs", "topic_claims")),
+         "LRS": Param(list, "peak learning rates of the training-stage experiment", item=float, low=1e-7, high=1.0),
+         "SIZES": Param(list, "training-set sizes of the scale experiment", item=int, low=20),
          "WORKERS": Param(int, "local worker processes for the grid", low=1, high=64)},
         {"quick": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims"],
                         REPEATS=1, N_TRAIN=60, N_TEST=40, N_IIW=16, MAX_LEN=32, EPOCHS=1, LR=4e-5,
                         ESTIMATORS=["pib", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"], PIB_SEEDS=1,
-                        WORKERS=1),
+                        EXPERIMENT_TASK="rotten_tomatoes", LRS=[4e-5, 1e-4], SIZES=[60, 120], WORKERS=1),
          "standard": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims"],
                            REPEATS=3, N_TRAIN=1000, N_TEST=300, N_IIW=64, MAX_LEN=64, EPOCHS=3, LR=1e-4,
                            ESTIMATORS=["pib", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"],
-                           PIB_SEEDS=3, WORKERS=1),
+                           PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[3e-5, 1e-4, 3e-4],
+                           SIZES=[1000, 2000], WORKERS=2),
          "paper": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
                         TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims", "election_tweets", "reuters_r8"],
                         REPEATS=5, N_TRAIN=None, N_TEST=2000, N_IIW=512, MAX_LEN=128, EPOCHS=5, LR=4e-5,
                         ESTIMATORS=["pib", "pib_all", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"],
-                        PIB_SEEDS=3, WORKERS=1)}),
+                        PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[1e-5, 4e-5, 1e-4, 3e-4],
+                        SIZES=[1000, 3000, 8530], WORKERS=1)}),
 }
 
 # The fine-tuning chapter shares the pre-trained vs random chapter's settings (so its FT runs are the same
 # cached runs) and fine-tunes the first encoder only.
 _IIW1 = NOTEBOOKS["01_iiw_pretrained_vs_random"]
+_EXPERIMENTS = ("EXPERIMENT_TASK", "LRS", "SIZES")  # the first chapter's own experiments
+_IIW_SHARED = {k: v for k, v in _IIW1.params.items() if k not in _EXPERIMENTS}
+_IIW_SHARED_PROFILES = {name: {k: v for k, v in values.items() if k not in _EXPERIMENTS}
+                        for name, values in _IIW1.profiles.items()}
 NOTEBOOKS["02_iiw_finetuning"] = Notebook(
-    "IIW across fine-tuning epochs, and FT vs LP-FT", dict(_IIW1.params),
+    "IIW across fine-tuning epochs, and FT vs LP-FT", dict(_IIW_SHARED),
     {name: {**values, "MODELS": values["MODELS"][:1], **({"EPOCHS": 3} if name == "quick" else {})}
-     for name, values in _IIW1.profiles.items()})
+     for name, values in _IIW_SHARED_PROFILES.items()})
 
 # The Taylor-error chapter measures the pre-trained FT runs of the first chapter (the same cache entries) for
 # the first encoder, and walks each back towards theta0 at T_POINTS positions.
 NOTEBOOKS["03_iiw_taylor_error"] = Notebook(
     "The Taylor error behind the IIW estimator",
-    {**_IIW1.params,
+    {**_IIW_SHARED,
      "T_POINTS": Param(int, "positions t on the path theta_Z - t * delta, log-spaced from 0.01 to 1", low=2, high=200),
      "GAUSS_DIM": Param(int, "dimension of the Gaussian example", low=1, high=2000)},
     {name: {**values, "MODELS": values["MODELS"][:1], "T_POINTS": 8 if name == "quick" else 15, "GAUSS_DIM": 10}
-     for name, values in _IIW1.profiles.items()})
+     for name, values in _IIW_SHARED_PROFILES.items()})
 
 _MDL_TASKS = ("mnist", "fashion_mnist", "uci_digits", "mnist1d", "cluttered_mnist")
 NOTEBOOKS["06_model_information"] = Notebook(

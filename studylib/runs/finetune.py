@@ -47,20 +47,31 @@ def batches(enc: dict, y: np.ndarray, batch_size: int, order=None, trim: bool = 
     out = []
     for i in idx.split(batch_size):
         b = {k: v[i] for k, v in enc.items()}
-        if trim:
-            length = int(b["attention_mask"].sum(1).max())
-            b = {k: v[:, :length] for k, v in b.items()}
-        out.append({**b, "labels": labels[i]})
+        out.append({**(core.trim_padding(b) if trim else b), "labels": labels[i]})
     return out
 
 
-def build_model(name: str, pretrained: bool, num_labels: int, seed: int) -> nn.Module:
-    """``minilm_l6`` or ``minilm_l3`` with a classification head (``pretrained=False``: the random twin)."""
-    if name == "minilm_l6":
-        return nets.minilm_l6(pretrained=pretrained, num_labels=num_labels, seed=seed)
-    if name == "minilm_l3":
-        return nets.minilm_l3(num_labels=num_labels, seed=seed, pretrained=pretrained)
-    raise ValueError(f"model must be 'minilm_l6' or 'minilm_l3', got {name!r}")
+def build_model(name: str, pretrained: bool, num_labels: int, seed: int, norm_matched: bool = False) -> nn.Module:
+    """``minilm_l6`` or ``minilm_l3`` with a classification head (``pretrained=False``: the random twin).
+
+    ``norm_matched`` (random twins only): every tensor of the random twin rescaled to the pre-trained model's
+    norm of that tensor (tensors that start at zero, the biases, stay zero): random directions at the
+    pre-trained scale, which separates "pre-trained" from "larger weights" in the pre-trained vs random chapter.
+    """
+    builders = {"minilm_l6": lambda pre: nets.minilm_l6(pretrained=pre, num_labels=num_labels, seed=seed),
+                "minilm_l3": lambda pre: nets.minilm_l3(num_labels=num_labels, seed=seed, pretrained=pre)}
+    if name not in builders:
+        raise ValueError(f"model must be 'minilm_l6' or 'minilm_l3', got {name!r}")
+    if norm_matched and pretrained:
+        raise ValueError("norm_matched applies to random twins only (pretrained=False)")
+    model = builders[name](pretrained)
+    if norm_matched:
+        scale = {k: v.norm() for k, v in builders[name](True).named_parameters()}
+        with torch.no_grad():
+            for k, v in model.named_parameters():
+                if v.norm() > 0:
+                    v.mul_(scale[k] / v.norm())
+    return model
 
 
 @dataclass
@@ -119,7 +130,7 @@ def iiw_key(estimator: str, reference: str, group: str) -> str:
 def train_prior(p: dict, prep: Prepared, init_seed: int, dev) -> dict[str, torch.Tensor]:
     """The PIB prior: ``p``'s architecture, initialised with ``init_seed``, trained on the dev split by
     :data:`PRIOR_RECIPE` (batches of ``p["batch_size"]``, reshuffled every epoch); its weights."""
-    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, init_seed).to(dev)
+    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, init_seed, p["norm_matched"]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=PRIOR_RECIPE["lr"], weight_decay=PRIOR_RECIPE["weight_decay"])
     gen = torch.Generator().manual_seed(init_seed)
     model.train()
@@ -143,19 +154,28 @@ def references(p: dict, prep: Prepared, model: nn.Module, dev) -> dict[str, dict
                   else train_prior(p, prep, seeds[ref], dev)) for ref in p["references"]}
 
 
-def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict) -> dict[str, float]:
+def geometry_key(estimator: str, reference: str, quantity: str) -> str:
+    """The record key of one factor of a PIB estimate (:data:`studylib.metrics.iiw.GEOMETRY`):
+    ``geom_<estimator>_<reference>_<quantity>``."""
+    return f"geom_{estimator}_{reference}_{quantity}"
+
+
+def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict, pib_seeds: int) -> dict[str, float]:
     """Every estimator of ``p["estimators"]`` against every reference: the Fisher estimators on the IIW examples,
-    the PIB ones on the whole train split with the run's batch size, ``"pib"`` averaged over ``p["pib_seeds"]``
-    gradient-sampling seeds (each seed's total also recorded, as ``..._total_s<k>``)."""
+    the PIB ones on the whole train split with the run's batch size, ``"pib"`` averaged over ``pib_seeds``
+    gradient-sampling seeds (each seed's total also recorded, as ``..._total_s<k>``); the PIB estimators' factors
+    ||delta||, ||g|| and cos(delta, g) as :func:`geometry_key` values (averaged over the same seeds)."""
     rec = {}
     for est in p["estimators"]:
         pib = est.startswith("pib")
-        sampling = range(p["pib_seeds"]) if est == "pib" else [0]
+        sampling = range(pib_seeds) if est == "pib" else [0]
         draws = [iiw.iiw_references(model, refs, examples["pib" if pib else "fisher"], est,
-                                    seed=1000 * p["seed"] + k, batch_size=p["batch_size"]) for k in sampling]
+                                    seed=1000 * p["seed"] + k, batch_size=p["batch_size"], geometry=pib)
+                 for k in sampling]
         for ref in refs:
-            for group in draws[0][ref]:
-                rec[iiw_key(est, ref, group)] = float(np.mean([d[ref][group] for d in draws]))
+            for name in draws[0][ref]:
+                key = geometry_key(est, ref, name) if name in iiw.GEOMETRY else iiw_key(est, ref, name)
+                rec[key] = float(np.mean([d[ref][name] for d in draws]))
             if est == "pib":
                 rec.update({iiw_key(est, ref, f"total_s{k}"): d[ref]["total"] for k, d in enumerate(draws)})
     return rec
@@ -166,15 +186,18 @@ def finetune_run(p: dict) -> RunResult:
 
     ``p`` keys: model, pretrained, task, n_train, n_test, n_iiw, max_len, epochs, lr, batch_size, method
     ("ft" or "lpft"), estimators (a list of :data:`studylib.metrics.iiw.ESTIMATORS`), references (a list of
-    :data:`REFERENCES`), pib_seeds, seed, device, keep_weights. Records hold :func:`iiw_key` values for every
-    estimator, reference and group (and the total), the training loss of the epoch, and dev and test accuracy.
+    :data:`REFERENCES`), pib_seeds, norm_matched (:func:`build_model`), seed, device, keep_weights. Records hold
+    :func:`iiw_key` values for every estimator, reference and group (and the total), :func:`geometry_key` values,
+    the training loss of the epoch, and dev and test accuracy. ``"pib"`` is averaged over ``pib_seeds``
+    gradient-sampling seeds at epoch 0 and at the last epoch, the comparisons' epochs, and read with one seed
+    in between (the per-epoch curves, whose spread comes from the training seeds).
     """
     dev = core.device(p["device"])
     prep = prepare(p)
     ds, enc_all, train_idx = prep.ds, prep.enc_train, prep.train_idx
     dev_batches, test_batches = prep.dev_batches, prep.test_batches
 
-    model = build_model(p["model"], p["pretrained"], ds.num_classes, p["seed"]).to(dev)
+    model = build_model(p["model"], p["pretrained"], ds.num_classes, p["seed"], p["norm_matched"]).to(dev)
     refs = references(p, prep, model, dev)
     steps_per_epoch = int(np.ceil(len(train_idx) / p["batch_size"]))
     total_steps = steps_per_epoch * p["epochs"]
@@ -188,10 +211,11 @@ def finetune_run(p: dict) -> RunResult:
                     "pib": [core.to_device(b, dev) for b in prep.pib_batches]}
 
     def record(epoch, train_loss):
+        endpoint = epoch in (0, p["epochs"])  # the epochs the comparisons rest on get every sampling seed
         return {"epoch": epoch, "train_loss": train_loss,
                 "dev_acc": training.evaluate(model, dev_batches, dev)["acc"],
                 "test_acc": training.evaluate(model, test_batches, dev)["acc"],
-                **measure_iiw(model, refs, iiw_examples, p)}
+                **measure_iiw(model, refs, iiw_examples, p, p["pib_seeds"] if endpoint else 1)}
 
     records = [record(0, None)]
     torch.manual_seed(p["seed"])  # dropout's draws do not depend on which priors were trained

@@ -6,12 +6,14 @@ and "The Taylor error behind the IIW estimator", which share the cached fine-tun
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
 from .. import claims, core, stats
+from ..metrics import iiw as iiw_metric
 from ..metrics import taylor
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
@@ -92,6 +94,12 @@ MATCHED_TASKS = {"SST-2": "rotten_tomatoes", "MRPC": "reuters_pairs", "QQP": "re
                  "RTE": "topic_claims", "QNLI": "topic_claims"}
 
 
+def stand_in(model: str, task: str) -> str:
+    """How a page names an experiment's set-up: the encoder, the task and the paper's tasks it stands in for."""
+    originals = [glue_task for glue_task, ours in MATCHED_TASKS.items() if ours == task]
+    return f"{model} on {task}" + (f" (for {' / '.join(originals)})" if originals else "")
+
+
 def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: float = 0.95) -> pd.DataFrame:
     """The "paper | ours" table of Table 1, rows matched by task: the paper's log10(IIW pre-trained / IIW random)
     and accuracy difference per model (BERT, RoBERTa, ELECTRA), beside ours (means over seeds with t intervals
@@ -107,9 +115,9 @@ def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: flo
             row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", "pre-trained")] / pr[("iiw", "random")]))
             row[f"paper {m}: acc. gain"] = float(pr[("test_acc", "pre-trained")] - pr[("test_acc", "random")])
         for model, d in runs[runs.task == ours].groupby("model"):
-            acc = d.pivot_table(index=PAIR, columns="pretrained", values="final_test_acc")
+            acc = d.pivot_table(index=PAIR, columns="init", values="final_test_acc")
             ratio = stats.paired(_iiw_log_ratio(d, estimator, reference) / np.log(10), level=level)
-            gain = stats.paired(acc[True], acc[False], level=level)
+            gain = stats.paired(acc["pre-trained"], acc["random"], level=level)
             row[f"{model}: log10 IIW ratio"] = f"{ratio.estimate:+.2f} [{ratio.low:+.2f}, {ratio.high:+.2f}]"
             row[f"{model}: acc. gain"] = f"{gain.estimate:+.3f} [{gain.low:+.3f}, {gain.high:+.3f}]"
             row[f"{model}: majority rate"] = float(d.majority.mean())
@@ -135,12 +143,27 @@ def seeds(first: int, repeats: int) -> list[int]:
     return list(range(first, first + repeats))
 
 
-def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], workers=None) -> pd.DataFrame:
-    """Every (model, pre-trained or random, task, seed) fine-tuning run, through the grid executor."""
-    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "seed": s, "method": "ft"} for m in models_
-              for t in tasks for s in seeds_ for pre in (True, False)]
+#: the initialisations the pre-trained vs random chapter fine-tunes from: page label -> run parameters
+INITS = {"pre-trained": {"pretrained": True, "norm_matched": False},
+         "random": {"pretrained": False, "norm_matched": False},
+         "norm-matched random": {"pretrained": False, "norm_matched": True}}
+
+
+def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre-trained", "random"),
+                  sweep: dict | None = None, workers=None) -> pd.DataFrame:
+    """Every (model, initialisation, task, seed) fine-tuning run, through the grid executor; ``inits``: labels of
+    :data:`INITS`; ``sweep``: run parameter -> values crossed with the rest, overriding ``settings`` (the
+    experiments' learning rates and training-set sizes). Column ``init`` holds the label."""
+    unknown = set(inits) - set(INITS)
+    if unknown:
+        raise ValueError(f"inits must be among {list(INITS)}, got {sorted(unknown)}")
+    sweep = sweep or {}
+    combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    tasks_ = [{"model": m, **INITS[i], "task": t, **settings, **c, "seed": s, "method": "ft"} for c in combos
+              for m in models_ for t in tasks for s in seeds_ for i in inits]
     runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
-    runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
+    runs["init"] = [label for pre, nm in zip(runs.pretrained, runs.norm_matched) for label, v in INITS.items()
+                    if v == {"pretrained": pre, "norm_matched": nm}]
     return runs
 
 
@@ -157,8 +180,8 @@ def final_layerwise(runs: pd.DataFrame, estimator: str, reference: str) -> pd.Da
         for key, value in r.records[-1].items():
             group = key[len(prefix):]
             if key.startswith(prefix) and not group.startswith("total"):
-                rows.append({"model": r.model, "task": r.task, "seed": r.seed,
-                             "init": "pre-trained" if r.pretrained else "random", "group": group, "iiw": value})
+                rows.append({"model": r.model, "task": r.task, "seed": r.seed, "init": r.init, "group": group,
+                             "iiw": value})
     return pd.DataFrame(rows)
 
 
@@ -167,10 +190,76 @@ PAPER = "Anonymous (n.d.), IIW of pre-trained language models"
 PAIR = ["model", "task", "seed"]
 
 
-def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str) -> np.ndarray:
-    """log(IIW pre-trained / IIW random) of every matched (model, task, seed) pair of ``runs``."""
-    wide = runs.pivot_table(index=PAIR, columns="pretrained", values=total(estimator, reference))
-    return _log_ratio(_column(wide, True), _column(wide, False))
+def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str, versus: str = "random") -> np.ndarray:
+    """log(IIW pre-trained / IIW ``versus``) of every matched (model, task, seed) pair of ``runs`` (``versus``: a
+    label of :data:`INITS`)."""
+    wide = runs.pivot_table(index=PAIR, columns="init", values=total(estimator, reference))
+    return _log_ratio(_column(wide, "pre-trained"), _column(wide, versus))
+
+
+def _final_factors(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
+    """Per run, after the last epoch: IIW, its factors (:data:`studylib.metrics.iiw.GEOMETRY`), test accuracy and
+    training loss, with the run's (model, task, seed) and ``init``."""
+    rows = []
+    for _, r in runs.iterrows():
+        last = r.records[-1]
+        rows.append({**{c: r[c] for c in PAIR + ["init"]}, "iiw": last[finetune.iiw_key(estimator, reference, "total")],
+                     **{q: last[finetune.geometry_key(estimator, reference, q)] for q in iiw_metric.GEOMETRY},
+                     "acc": r.final_test_acc, "loss": r.final_train_loss})
+    return pd.DataFrame(rows)
+
+
+def contrast(runs: pd.DataFrame, estimator: str, reference: str, by: str, versus: str = "random",
+             level: float = 0.95) -> pd.DataFrame:
+    """Pre-trained vs random chapter, the experiments: for each value of the run parameter ``by`` (learning rate,
+    training-set size, ...), the pre-trained runs against their ``versus`` twins (:data:`INITS`) over matched
+    (model, task, seed) pairs after the last epoch. Means with t intervals of log10(IIW pre-trained / IIW
+    ``versus``) and of the accuracy gain; mean log10 ratios of ||delta||^2, ||g||^2 and cos^2, the factors of
+    (delta . g)^2 over the whole model, whose per-tensor parts the PIB estimate sums (so the three add up to the
+    IIW ratio only roughly); each side's final training loss."""
+    rows = []
+    for value, d in runs[runs.init.isin(["pre-trained", versus])].groupby(by):
+        wide = _final_factors(d, estimator, reference).pivot_table(index=PAIR, columns="init")
+
+        def log10_ratio(col, power=1.0):
+            return power * _log_ratio(np.abs(_column(wide, (col, "pre-trained"))),
+                                      np.abs(_column(wide, (col, versus)))) / np.log(10)
+
+        ratio = stats.paired(log10_ratio("iiw"), level=level)
+        gain = stats.paired(_column(wide, ("acc", "pre-trained")), _column(wide, ("acc", versus)), level=level)
+        rows.append({by: value, "pairs": ratio.n, "log10 IIW ratio": ratio.estimate, "low": ratio.low,
+                     "high": ratio.high, "log10 ||delta||^2 ratio": np.nanmean(log10_ratio("delta_norm", 2)),
+                     "log10 ||g||^2 ratio": np.nanmean(log10_ratio("grad_norm", 2)),
+                     "log10 cos^2 ratio": np.nanmean(log10_ratio("cos", 2)), "acc. gain": gain.estimate,
+                     "acc. gain low": gain.low, "acc. gain high": gain.high,
+                     "train loss pre-trained": float(np.nanmean(_column(wide, ("loss", "pre-trained")))),
+                     f"train loss {versus}": float(np.nanmean(_column(wide, ("loss", versus))))})
+    return pd.DataFrame(rows)
+
+
+def contrast_by_reference(runs: pd.DataFrame, estimator: str, references: list[str], by: str,
+                          versus: str = "random") -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """:func:`contrast` against every reference theta_0: one table indexed by the reference's page name, and the
+    tables by reference."""
+    tables = {ref: contrast(runs, estimator, ref, by, versus) for ref in references}
+    joined = pd.concat({REFERENCE_NAMES[ref]: t for ref, t in tables.items()}, names=["theta_0", None]).droplevel(1)
+    return joined, tables
+
+
+def ordering(low: float, high: float, versus: str = "random") -> str:
+    """The order an interval of log(IIW pre-trained / IIW ``versus``) shows, in words."""
+    if high < 0:
+        return "pre-trained lower"
+    if low > 0:
+        return f"{versus} lower"
+    return "no clear order"
+
+
+def orderings(table: pd.DataFrame, by: str, versus: str = "random", prefix: str | None = None, unit: str = "") -> str:
+    """One phrase per row of a :func:`contrast` table, e.g. "lr 3e-05: pre-trained lower" (``prefix`` default:
+    ``by`` and a space)."""
+    prefix = f"{by} " if prefix is None else prefix
+    return "; ".join(f"{prefix}{v:g}{unit}: {ordering(lo, hi, versus)}" for v, lo, hi in zip(table[by], table.low, table.high))
 
 
 def _labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -212,7 +301,7 @@ def learnt_tasks(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     runs = runs.join(baselines(runs))
     rows = []
     for (model, task), d in runs.groupby(["model", "task"]):
-        pre, rnd = d[d.pretrained], d[~d.pretrained]
+        pre, rnd = d[d.init == "pre-trained"], d[d.init == "random"]
         margin = stats.paired(pre.final_test_acc.to_numpy(), pre.majority.to_numpy(), level=2 * level - 1)
         rows.append({"model": model, "task": task, "seeds": len(pre), "chance": pre.chance.mean(),
                      "majority": pre.majority.mean(), "acc. pre-trained": pre.final_test_acc.mean(),
@@ -262,8 +351,8 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
     first estimator against the last reference (the reference code's prior, when measured). Only the (model, task)
     cells whose pre-trained runs learnt count (:func:`learnt_tasks`)."""
     kept, reason = _learnt_only(runs)
-    acc = kept.pivot_table(index=PAIR, columns="pretrained", values="final_test_acc")
-    out = [claims.mean_claim(_column(acc, True), _column(acc, False), expected_sign=1,
+    acc = kept.pivot_table(index=PAIR, columns="init", values="final_test_acc")
+    out = [claims.mean_claim(_column(acc, "pre-trained"), _column(acc, "random"), expected_sign=1,
                              claim="Pre-trained models reach higher test accuracy", where="Table 1, §3.2",
                              statistic="mean accuracy difference", unit="(model, task, seed) pairs")]
     for estimator in estimators:
@@ -321,23 +410,25 @@ def finetune_grid(models_, tasks, settings: dict, seeds_: list[int], workers=Non
     """Pre-trained FT, pre-trained LP-FT and random FT runs for every (model, task, seed), through the grid
     executor (the FT runs are the same cached runs as the pre-trained vs random chapter's)."""
     combos = [(True, "ft"), (True, "lpft"), (False, "ft")]
-    tasks_ = [{"model": m, "pretrained": pre, "task": t, **settings, "seed": s, "method": method}
+    tasks_ = [{"model": m, "pretrained": pre, "norm_matched": False, "task": t, **settings, "seed": s, "method": method}
               for m in models_ for t in tasks for s in seeds_ for pre, method in combos]
     runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
-    runs["variant"] = [("pre-trained " if p else "random ") + ("LP-FT" if m == "lpft" else "FT")
-                       for p, m in zip(runs.pretrained, runs.method)]
+    runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
+    runs["variant"] = runs.init + [" LP-FT" if m == "lpft" else " FT" for m in runs.method]
     return runs
 
 
-def epoch_frame(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
-    """One row per (run, epoch): IIW total of ``estimator`` against ``reference``, training loss and test
-    accuracy."""
+def epoch_frame(runs: pd.DataFrame, estimator: str, reference: str, columns=("variant",)) -> pd.DataFrame:
+    """One row per (run, epoch): IIW total of ``estimator`` against ``reference``, its factors where recorded
+    (PIB estimators), training loss and test accuracy, with the run's (model, task, seed) and ``columns``."""
     key = finetune.iiw_key(estimator, reference, "total")
+    factors = {q: finetune.geometry_key(estimator, reference, q) for q in iiw_metric.GEOMETRY}
     rows = []
     for _, r in runs.iterrows():
         for rec in r.records:
-            rows.append({"model": r.model, "task": r.task, "seed": r.seed, "variant": r.variant, "epoch": rec["epoch"],
-                         "iiw": rec[key], "train_loss": rec["train_loss"], "test_acc": rec["test_acc"]})
+            rows.append({**{c: r[c] for c in PAIR + list(columns)}, "epoch": rec["epoch"], "iiw": rec[key],
+                         **{q: rec[k] for q, k in factors.items() if k in rec},
+                         "train_loss": rec["train_loss"], "test_acc": rec["test_acc"]})
     return pd.DataFrame(rows)
 
 
@@ -362,18 +453,41 @@ def two_phase(iiw_by_epoch, drop: float = FORGETTING_DROP) -> bool:
     return bool(math.isfinite(fall) and fall >= drop)
 
 
-def epoch_taus(epochs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def epoch_taus(epochs: pd.DataFrame, level: float = 0.95, drop: float = FORGETTING_DROP) -> pd.DataFrame:
     """Per run, Kendall's tau between IIW and test accuracy over epochs 1..E with its interval
     (:func:`studylib.stats.kendall`; the paper reads single pairs; a negative tau is what "lower IIW, better
-    accuracy" predicts), the relative fall of IIW after its peak and the two-phase rule."""
+    accuracy" predicts), the relative fall of IIW after its peak, the two-phase rule at ``drop``, and whether
+    stopping at the lowest-IIW epoch would have kept a most accurate one."""
     rows = []
     for keys, d in epochs[epochs.epoch > 0].groupby(["model", "task", "seed", "variant"]):
         d = d.sort_values("epoch")
         tau = stats.kendall(d.iiw, d.test_acc, level=level)
+        best = set(d.epoch[d.test_acc == d.test_acc.max()])
         rows.append({**dict(zip(["model", "task", "seed", "variant"], keys)), "epochs": len(d),
                      "kendall_tau": tau.tau, "tau_lo": tau.low, "tau_hi": tau.high, "p": tau.p,
-                     "drop_after_peak": forgetting_drop(d.iiw), "two_phase": two_phase(d.iiw)})
+                     "drop_after_peak": forgetting_drop(d.iiw), "two_phase": two_phase(d.iiw, drop),
+                     "lowest_iiw_is_best": int(d.epoch[d.iiw.idxmin()]) in best})
     return pd.DataFrame(rows)
+
+
+def fall_factors(epochs: pd.DataFrame) -> pd.DataFrame:
+    """IIW fine-tuning chapter: what moves IIW between its peak (epochs 1..E) and the last epoch, in the runs whose
+    peak comes before the last epoch. Per variant: the number of such runs and the mean log10 change from the
+    peak to the last epoch of IIW and of ||delta||^2, ||g||^2 and cos^2 (the factors of :func:`contrast`)."""
+    rows = []
+    for keys, d in epochs[epochs.epoch > 0].groupby(["model", "task", "seed", "variant"]):
+        d = d.sort_values("epoch").reset_index(drop=True)
+        peak, last = d.loc[d.iiw.idxmax()], d.iloc[-1]
+        if peak.epoch == last.epoch:
+            continue
+        rows.append({"variant": keys[-1], "log10 IIW change": np.log10(last.iiw / peak.iiw),
+                     **{f"log10 {name} change": 2 * np.log10(abs(last[q]) / abs(peak[q]))
+                        for q, name in (("delta_norm", "||delta||^2"), ("grad_norm", "||g||^2"), ("cos", "cos^2"))}})
+    if not rows:
+        return pd.DataFrame(columns=["variant", "runs"])
+    frame = pd.DataFrame(rows)
+    return frame.groupby("variant").agg(runs=("variant", "size"), **{c: (c, "mean") for c in frame.columns[1:]}
+                                        ).reset_index()
 
 
 def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
@@ -395,7 +509,7 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
     tracked = epochs[(epochs.epoch > 0)]
     run_id = _labels(tracked, ["model", "task", "seed", "variant"])
     col = total(estimator, reference)
-    ft = kept[kept.pretrained].pivot_table(index=PAIR, columns="method", values=[col, "final_test_acc"])
+    ft = kept[kept.init == "pre-trained"].pivot_table(index=PAIR, columns="method", values=[col, "final_test_acc"])
     d_log_iiw = _log_ratio(_column(ft, (col, "lpft")), _column(ft, (col, "ft")))
     d_acc = _column(ft, ("final_test_acc", "lpft")) - _column(ft, ("final_test_acc", "ft"))
     agree = np.where(np.sign(d_acc) != 0, -np.sign(d_log_iiw) == np.sign(d_acc), np.nan)  # accuracy ties: no vote
@@ -439,7 +553,7 @@ def taylor_task(ts, **p) -> dict:
     """Taylor-error chapter, one task: the pre-trained FT run of ``p`` (from the cache), its exact predictive KL
     along the path from theta_Z back to theta0 against the quadratic forms (:func:`studylib.metrics.taylor.kl_path`,
     on the run's IIW examples), and the distribution of ``|theta_Z - theta_0|`` over every parameter."""
-    p, run = _cached_finetune({**p, "pretrained": True, "method": "ft"})
+    p, run = _cached_finetune({**p, **INITS["pre-trained"], "method": "ft"})
     prep = finetune.prepare(p)
     dev = core.device(p["device"])
     model = finetune.build_model(p["model"], True, prep.ds.num_classes, p["seed"])
