@@ -134,7 +134,7 @@ NOTEBOOKS: dict[str, Notebook] = {
          "standard": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims"],
                            REPEATS=3, N_TRAIN=1000, N_TEST=300, N_IIW=64, MAX_LEN=64, EPOCHS=3, LR=1e-4,
                            ESTIMATORS=["pib", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"],
-                           PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[3e-5, 1e-4, 3e-4],
+                           PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[1e-4, 3e-4],
                            SIZES=[1000, 2000], WORKERS=2),
          "paper": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
                         TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims", "election_tweets", "reuters_r8"],

@@ -100,29 +100,49 @@ def stand_in(model: str, task: str) -> str:
     return f"{model} on {task}" + (f" (for {' / '.join(originals)})" if originals else "")
 
 
+def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
+    """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate."""
+    if not math.isfinite(estimate):
+        return "n/a"
+    return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _paper_beside_ours(paper: pd.DataFrame, side: str, first: str, second: str, ours: pd.DataFrame, our_side: str,
+                       our_first, our_second, estimator: str, reference: str, level: float) -> pd.DataFrame:
+    """A "paper | ours" table, rows matched by task (:data:`MATCHED_TASKS`): per paper model, log10(IIW ``first`` /
+    IIW ``second``) and the accuracy difference from the paper's table (its column ``side``); per encoder of ours,
+    the means over matched (model, task, seed) pairs with t intervals of the same quantities (our column
+    ``our_side``), and our majority-class rate."""
+    wide = paper.pivot_table(index=["task", "model"], columns=side, values=["iiw", "test_acc"])
+    ours = ours.join(baselines(ours))
+    col = total(estimator, reference)
+    rows = []
+    for glue_task, task in MATCHED_TASKS.items():
+        row = {"paper task": glue_task, "our stand-in": task}
+        for m in ("BERT", "RoBERTa", "ELECTRA"):
+            pr = wide.loc[(glue_task, m)]
+            row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", first)] / pr[("iiw", second)]))
+            row[f"paper {m}: acc. gain"] = float(pr[("test_acc", first)] - pr[("test_acc", second)])
+        for model, d in ours[ours.task == task].groupby("model"):
+            w = d.pivot_table(index=PAIR, columns=our_side, values=[col, "final_test_acc"])
+            ratio = stats.paired(_log_ratio(_column(w, (col, our_first)), _column(w, (col, our_second))) / np.log(10),
+                                 level=level)
+            gain = stats.paired(_column(w, ("final_test_acc", our_first)), _column(w, ("final_test_acc", our_second)),
+                                level=level)
+            row[f"{model}: log10 IIW ratio"] = interval_text(ratio.estimate, ratio.low, ratio.high)
+            row[f"{model}: acc. gain"] = interval_text(gain.estimate, gain.low, gain.high, digits=3)
+            row[f"{model}: majority rate"] = float(d.majority.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: float = 0.95) -> pd.DataFrame:
     """The "paper | ours" table of Table 1, rows matched by task: the paper's log10(IIW pre-trained / IIW random)
     and accuracy difference per model (BERT, RoBERTa, ELECTRA), beside ours (means over seeds with t intervals
     of the same quantities, per encoder), with our majority-class rate. Log ratios are comparable across tasks
     where magnitudes are not (the PIB normalisation scales IIW like 1 / N^2)."""
-    paper = PAPER_TABLE1.pivot_table(index=["task", "model"], columns="init", values=["iiw", "test_acc"])
-    rows = []
-    runs = runs.join(baselines(runs))
-    for glue_task, ours in MATCHED_TASKS.items():
-        row = {"paper task": glue_task, "our stand-in": ours}
-        for m in ("BERT", "RoBERTa", "ELECTRA"):
-            pr = paper.loc[(glue_task, m)]
-            row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", "pre-trained")] / pr[("iiw", "random")]))
-            row[f"paper {m}: acc. gain"] = float(pr[("test_acc", "pre-trained")] - pr[("test_acc", "random")])
-        for model, d in runs[runs.task == ours].groupby("model"):
-            acc = d.pivot_table(index=PAIR, columns="init", values="final_test_acc")
-            ratio = stats.paired(_iiw_log_ratio(d, estimator, reference) / np.log(10), level=level)
-            gain = stats.paired(acc["pre-trained"], acc["random"], level=level)
-            row[f"{model}: log10 IIW ratio"] = f"{ratio.estimate:+.2f} [{ratio.low:+.2f}, {ratio.high:+.2f}]"
-            row[f"{model}: acc. gain"] = f"{gain.estimate:+.3f} [{gain.low:+.3f}, {gain.high:+.3f}]"
-            row[f"{model}: majority rate"] = float(d.majority.mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return _paper_beside_ours(PAPER_TABLE1, "init", "pre-trained", "random", runs, "init", "pre-trained", "random",
+                              estimator, reference, level)
 
 
 def _cached_finetune(p: dict):
@@ -404,6 +424,14 @@ PAPER_TABLE2 = pd.DataFrame([
     for m, (iiw_ft, iiw_lp, acc_ft, acc_lp) in zip(("BERT", "RoBERTa", "ELECTRA"), rows)
     for method, iiw_v, acc in (("FT", iiw_ft, acc_ft), ("LP-FT", iiw_lp, acc_lp))
 ], columns=["task", "model", "method", "iiw", "test_acc"])
+
+
+def paper_vs_ours_table2(runs: pd.DataFrame, estimator: str, reference: str, level: float = 0.95) -> pd.DataFrame:
+    """IIW fine-tuning chapter, the "paper | ours" table of Table 2, rows matched by task: log10(IIW LP-FT / IIW FT)
+    and the accuracy gain of LP-FT over FT, the paper's per model beside our pre-trained runs' (means over seeds
+    with t intervals), with our majority-class rate."""
+    return _paper_beside_ours(PAPER_TABLE2, "method", "LP-FT", "FT", runs[runs.init == "pre-trained"], "method",
+                              "lpft", "ft", estimator, reference, level)
 
 
 def finetune_grid(models_, tasks, settings: dict, seeds_: list[int], workers=None) -> pd.DataFrame:
