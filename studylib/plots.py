@@ -316,6 +316,7 @@ def iiw_epochs(epochs, variants):
                 ax.plot(lo.epoch, 10 ** lo.log_iiw, "o", ms=12, mfc="none", mec=c, mew=2)
                 right.plot(best.epoch, best.test_acc, "*", ms=13, color=c)
         ax.set(title=task, xlabel="epoch", ylabel="IIW (solid)", yscale="log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_ylabel("test accuracy (dashed)")
         right.grid(False)
     for ax in list(axes.flat)[len(tasks):]:
@@ -442,13 +443,13 @@ INIT_STYLES = {"pre-trained": "-", "random": "--", "norm-matched random": ":"}
 
 def stage_curves(epochs, hue: str, hue_label: str):
     """Pre-trained vs random chapter, the experiments: per epoch, training loss, test accuracy, IIW and its factors
-    ||delta||, ||g||, |cos(delta, g)| (two rows of three panels); one colour per value of ``hue`` (e.g. the learning
+    ``||delta||``, ``||g||``, ``|cos(delta, g)|`` (two rows of three panels); one colour per value of ``hue`` (e.g. the learning
     rate), one line style per initialisation; means over seeds with one standard deviation (geometric on the log
     axes)."""
     panels = {"train_loss": ("training loss", False), "test_acc": ("test accuracy", False), "iiw": ("IIW", True),
               "delta_norm": ("||delta||", True), "grad_norm": ("||g||", True), "cos": ("|cos(delta, g)|", True)}
     frame = epochs.assign(cos=epochs["cos"].abs())
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6.2))
     colours = dict(zip(sorted(frame[hue].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, (col, (label, log)) in zip(axes.flat, panels.items()):
         for (value, init), d in frame.groupby([hue, "init"]):

@@ -77,7 +77,7 @@ def test_array_batches_check_their_inputs():
         core.array_batches(np.zeros((5, 2)), np.zeros(5), 0)
 
 
-def test_progress_stays_off_the_page_and_a_grid_prints_one_summary_line(monkeypatch, capsys):
+def test_progress_stays_off_the_page_and_a_grid_writes_one_summary_line_to_stderr(monkeypatch, capsys):
     stream = io.StringIO()  # not a terminal: what a notebook kernel writes to
     monkeypatch.delenv("STUDYLIB_PROGRESS", raising=False)
     assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
@@ -88,8 +88,10 @@ def test_progress_stays_off_the_page_and_a_grid_prints_one_summary_line(monkeypa
     from studylib.platform.executor import run_grid
     assert run_grid(_cached_or_not, [{"i": 0}, {"i": 1}, {"i": 2}], desc="demo grid") == [
         {"from_cache": True}, {"from_cache": False}, {"from_cache": True}]
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1 and out[0].startswith("demo grid: 3 runs, ") and out[0].endswith(", 2 from cache")
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert captured.out == "" and len(err) == 1
+    assert err[0].startswith("demo grid: 3 runs, ") and err[0].endswith(", 2 from cache")
 
 
 def _cached_or_not(i):

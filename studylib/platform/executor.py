@@ -10,6 +10,7 @@ the cache: results that are dicts with a ``from_cache`` key are counted).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -40,7 +41,7 @@ def run_grid(fn: Callable[..., Any], tasks: list[dict], workers: int | None = No
         results = [fn(**task) for task in progress(tasks, desc=desc)]
     else:
         results = _run_local(fn, tasks, workers, desc)
-    print(summary(desc, results, time.monotonic() - start))
+    print(summary(desc, results, time.monotonic() - start), file=sys.stderr)  # the terminal's; the book drops stderr
     return results
 
 

@@ -116,24 +116,27 @@ def _paper_beside_ours(paper: pd.DataFrame, side: str, first: str, second: str, 
     wide = paper.pivot_table(index=["task", "model"], columns=side, values=["iiw", "test_acc"])
     ours = ours.join(baselines(ours))
     col = total(estimator, reference)
-    rows = []
+    rows = {}
     for glue_task, task in MATCHED_TASKS.items():
-        row = {"paper task": glue_task, "our stand-in": task}
+        row = {}
         for m in ("BERT", "RoBERTa", "ELECTRA"):
             pr = wide.loc[(glue_task, m)]
-            row[f"paper {m}: log10 IIW ratio"] = float(np.log10(pr[("iiw", first)] / pr[("iiw", second)]))
-            row[f"paper {m}: acc. gain"] = float(pr[("test_acc", first)] - pr[("test_acc", second)])
+            row[(f"paper, {m}", "log10 IIW ratio")] = float(np.log10(pr[("iiw", first)] / pr[("iiw", second)]))
+            row[(f"paper, {m}", "acc. gain")] = float(pr[("test_acc", first)] - pr[("test_acc", second)])
         for model, d in ours[ours.task == task].groupby("model"):
             w = d.pivot_table(index=PAIR, columns=our_side, values=[col, "final_test_acc"])
             ratio = stats.paired(_log_ratio(_column(w, (col, our_first)), _column(w, (col, our_second))) / np.log(10),
                                  level=level)
             gain = stats.paired(_column(w, ("final_test_acc", our_first)), _column(w, ("final_test_acc", our_second)),
                                 level=level)
-            row[f"{model}: log10 IIW ratio"] = interval_text(ratio.estimate, ratio.low, ratio.high)
-            row[f"{model}: acc. gain"] = interval_text(gain.estimate, gain.low, gain.high, digits=3)
-            row[f"{model}: majority rate"] = float(d.majority.mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
+            row[(f"ours, {model}", "log10 IIW ratio")] = interval_text(ratio.estimate, ratio.low, ratio.high)
+            row[(f"ours, {model}", "acc. gain")] = interval_text(gain.estimate, gain.low, gain.high, digits=3)
+            row[(f"ours, {model}", "majority rate")] = float(d.majority.mean())
+        rows[(glue_task, task)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["paper task", "our stand-in"]
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
 
 
 def paper_vs_ours(runs: pd.DataFrame, estimator: str, reference: str, level: float = 0.95) -> pd.DataFrame:
@@ -262,7 +265,7 @@ def contrast_by_reference(runs: pd.DataFrame, estimator: str, references: list[s
     """:func:`contrast` against every reference theta_0: one table indexed by the reference's page name, and the
     tables by reference."""
     tables = {ref: contrast(runs, estimator, ref, by, versus) for ref in references}
-    joined = pd.concat({REFERENCE_NAMES[ref]: t for ref, t in tables.items()}, names=["theta_0", None]).droplevel(1)
+    joined = pd.concat({REFERENCE_LABELS[ref]: t for ref, t in tables.items()}, names=["theta_0", None]).droplevel(1)
     return joined, tables
 
 
@@ -345,6 +348,8 @@ def _on_learnt(items: list, kept: pd.DataFrame, reason: str) -> list:
             for c in items]
 
 
+#: the short names of the references in the experiments' table rows
+REFERENCE_LABELS = {"init": "(a) initial", "prior_same": "(b2) prior, same init.", "prior_fresh": "(b1) prior, fresh init."}
 #: what each reference theta_0 is called on the pages
 REFERENCE_NAMES = {"init": "(a) theta_0 = initial weights", "prior_same": "(b2) PIB prior, same initialisation",
                    "prior_fresh": "(b1) PIB prior, fresh initialisation (the reference code)"}
