@@ -77,7 +77,7 @@ def test_array_batches_check_their_inputs():
         core.array_batches(np.zeros((5, 2)), np.zeros(5), 0)
 
 
-def test_progress_stays_off_the_page_and_a_grid_writes_one_summary_line_to_stderr(monkeypatch, capsys):
+def test_progress_stays_off_the_page_and_a_grid_reports_one_summary_line_by_the_same_rule(monkeypatch, capsys):
     stream = io.StringIO()  # not a terminal: what a notebook kernel writes to
     monkeypatch.delenv("STUDYLIB_PROGRESS", raising=False)
     assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
@@ -86,6 +86,10 @@ def test_progress_stays_off_the_page_and_a_grid_writes_one_summary_line_to_stder
     assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
     assert stream.getvalue().splitlines()[-1].startswith("work: 3/3 done")
     from studylib.platform.executor import run_grid
+    monkeypatch.delenv("STUDYLIB_PROGRESS")  # a notebook: nothing reaches the page
+    run_grid(_cached_or_not, [{"i": 0}], desc="demo grid")
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("STUDYLIB_PROGRESS", "lines")
     assert run_grid(_cached_or_not, [{"i": 0}, {"i": 1}, {"i": 2}], desc="demo grid") == [
         {"from_cache": True}, {"from_cache": False}, {"from_cache": True}]
     captured = capsys.readouterr()

@@ -10,13 +10,12 @@ the cache: results that are dicts with a ``from_cache`` key are counted).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, Callable
 
-from .progress import progress
+from .progress import progress, report
 
 
 def _init_worker(threads: int) -> None:
@@ -41,7 +40,7 @@ def run_grid(fn: Callable[..., Any], tasks: list[dict], workers: int | None = No
         results = [fn(**task) for task in progress(tasks, desc=desc)]
     else:
         results = _run_local(fn, tasks, workers, desc)
-    print(summary(desc, results, time.monotonic() - start), file=sys.stderr)  # the terminal's; the book drops stderr
+    report(summary(desc, results, time.monotonic() - start))
     return results
 
 
