@@ -185,9 +185,14 @@ def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre
     tasks_ = [{"model": m, **INITS[i], "task": t, **settings, **c, "seed": s, "method": "ft"} for c in combos
               for m in models_ for t in tasks for s in seeds_ for i in inits]
     runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
-    runs["init"] = [label for pre, nm in zip(runs.pretrained, runs.norm_matched) for label, v in INITS.items()
-                    if v == {"pretrained": pre, "norm_matched": nm}]
+    runs["init"] = _init_labels(runs)
     return runs
+
+
+def _init_labels(runs: pd.DataFrame) -> list[str]:
+    """The :data:`INITS` label of every run, read from its ``pretrained`` and ``norm_matched`` parameters."""
+    by_params = {(v["pretrained"], v["norm_matched"]): label for label, v in INITS.items()}
+    return [by_params[(pre, nm)] for pre, nm in zip(runs.pretrained, runs.norm_matched)]
 
 
 def total(estimator: str, reference: str) -> str:
@@ -446,7 +451,7 @@ def finetune_grid(models_, tasks, settings: dict, seeds_: list[int], workers=Non
     tasks_ = [{"model": m, "pretrained": pre, "norm_matched": False, "task": t, **settings, "seed": s, "method": method}
               for m in models_ for t in tasks for s in seeds_ for pre, method in combos]
     runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
-    runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
+    runs["init"] = _init_labels(runs)
     runs["variant"] = runs.init + [" LP-FT" if m == "lpft" else " FT" for m in runs.method]
     return runs
 
