@@ -6,10 +6,16 @@ from studylib import core, nets
 from studylib.runs import finetune
 
 
-def run(method, epochs=2, references=("init",), task="reuters_pairs", **extra):
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Every run's start (priors and epoch 0) is cached: here in a folder of the test's own."""
+    monkeypatch.setattr("studylib.platform.config.runs_dir", lambda: tmp_path / "runs")
+
+
+def run(method, epochs=2, references=("init",), task="reuters_pairs", lr=1e-4, **extra):
     return finetune.finetune_run(dict(
         model="minilm_l3", pretrained=True, task=task, n_train=40, n_test=20, n_iiw=8, max_len=16,
-        epochs=epochs, lr=1e-4, batch_size=8, method=method, estimators=["fisher", "pib"],
+        epochs=epochs, lr=lr, batch_size=8, method=method, estimators=["fisher", "pib"],
         references=list(references), pib_seeds=2, seed=0, device="cpu", keep_weights=False, norm_matched=False,
         **extra))
 
@@ -40,6 +46,16 @@ def test_full_fine_tuning_moves_every_layer_and_is_reproducible():
     a, b = run("ft", epochs=1), run("ft", epochs=1)
     assert a.records == b.records
     assert all(a.records[1][key("fisher", f"layer_{i}")] > 0 for i in range(3))
+
+
+def test_runs_that_differ_only_in_training_share_their_start(tmp_path, monkeypatch):
+    ft = run("ft", epochs=1, references=finetune.REFERENCES)
+    lpft = run("lpft", epochs=1, references=finetune.REFERENCES, lr=3e-4)
+    assert len(list((tmp_path / "runs" / "finetune_start").iterdir())) == 1
+    assert ft.records[0] == lpft.records[0] and ft.records[1] != lpft.records[1]
+    # a start read back from the cache gives the run computed with a fresh start
+    monkeypatch.setattr("studylib.platform.config.runs_dir", lambda: tmp_path / "empty")
+    assert run("lpft", epochs=1, references=finetune.REFERENCES, lr=3e-4).records == lpft.records
 
 
 def test_prior_references_are_not_zero_at_the_start_and_leave_the_training_unchanged():

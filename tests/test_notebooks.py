@@ -147,6 +147,9 @@ def test_iiw_pretrained_vs_random_glued_values(book_root):
             phrases = g[key].split("; ")
             assert len(phrases) == len(settings) and all(p.split(": ")[1] in orders for p in phrases)
         assert g[f"iiw1_units_matched_{ref}"] in ("pre-trained lower", "norm-matched random lower", "no clear order")
+        for key in (f"iiw1_stage_change_{ref}", f"iiw1_size_change_{ref}"):
+            assert g[key].startswith(("stays the same (", "moves: ")), g[key]
+        assert len(g[f"iiw1_task_orders_{ref}"].split("; ")) == len(quick["TASKS"])
 
 
 @pytest.mark.slow

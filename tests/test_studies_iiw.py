@@ -161,6 +161,25 @@ def test_contrast_decomposes_the_ratio_by_setting():
     assert table.loc[1e-4, "log10 ||delta||^2 ratio"] == pytest.approx(-2, abs=0.05)
     assert abs(table.loc[1e-4, "log10 ||g||^2 ratio"]) < 1e-9 and table.loc[1e-4, "pairs"] == 4
     assert iiw_study.orderings(table.reset_index(), "lr") == "lr 0.0001: pre-trained lower; lr 0.0003: no clear order"
+    assert iiw_study.order_change(table.reset_index(), "lr", "learning rate") == (
+        "moves: pre-trained lower at lr 0.0001, no clear order at lr 0.0003")
+    same = table.reset_index().assign(low=-2.0, high=-1.0)
+    assert iiw_study.order_change(same, "lr", "learning rate") == "stays the same (pre-trained lower) at every learning rate"
+    assert iiw_study.orderings(same.assign(task=["a", "b"]), "task", prefix="") == "a: pre-trained lower; b: pre-trained lower"
+    # as the page prints it: one row per (theta_0, setting), the interval in one cell, grouped headers
+    view = iiw_study.contrast_view(pd.concat({"(a) initial": table.reset_index()}, names=["theta_0", None])
+                                   .droplevel(1), "lr", "peak lr", "{:g}".format)
+    assert list(view.index) == [("(a) initial", "0.0001"), ("(a) initial", "0.0003")]
+    ratio = "log10 ratio pre-trained / random"
+    first = view.iloc[0]
+    assert first[(ratio, "IIW, mean [95% CI]")] == iiw_study.interval_text(*table.loc[1e-4, ["log10 IIW ratio", "low", "high"]])
+    assert first[(ratio, "‖Δ‖²")] == f"{table.loc[1e-4, 'log10 ||delta||^2 ratio']:+.2f}" and first[("final training loss (nats)", "random")] == "0.10"
+
+
+def test_interval_text():
+    assert iiw_study.interval_text(0.5234, 0.1234, 0.9234) == "+0.52 [+0.12, +0.92]"
+    assert iiw_study.interval_text(0.5, float("nan"), float("nan")) == "+0.50 (no interval)"
+    assert iiw_study.interval_text(float("nan"), 0, 1) == "n/a"
 
 
 def test_fall_factors_split_the_fall_after_the_peak():
@@ -200,5 +219,5 @@ def test_paper_beside_ours_reads_the_papers_tables_row_for_row():
     # RTE, RoBERTa: IIW 5.37e-4 FT vs 4.50e-4 LP-FT, accuracy 0.7581 vs 0.8051
     assert table2.loc["RTE", ("paper, RoBERTa", "log10 IIW ratio")] == pytest.approx(np.log10(4.50e-4 / 5.37e-4))
     assert table2.loc["RTE", ("paper, RoBERTa", "acc. gain")] == pytest.approx(0.8051 - 0.7581)
-    assert table2.loc["RTE", ("ours, m", "log10 IIW ratio")].startswith("+2.00 [")
-    assert table2.loc["RTE", ("ours, m", "acc. gain")].startswith("+0.020 [")
+    assert table2.loc["RTE", ("ours, m", "log10 IIW ratio")] == "+2.00 (no interval)"  # every seed alike
+    assert table2.loc["RTE", ("ours, m", "acc. gain")] == "+0.020 (no interval)"

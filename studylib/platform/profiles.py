@@ -130,18 +130,18 @@ NOTEBOOKS: dict[str, Notebook] = {
         {"quick": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims"],
                         REPEATS=1, N_TRAIN=60, N_TEST=40, N_IIW=16, MAX_LEN=32, EPOCHS=1, LR=4e-5,
                         ESTIMATORS=["pib", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"], PIB_SEEDS=1,
-                        EXPERIMENT_TASK="rotten_tomatoes", LRS=[4e-5, 1e-4], SIZES=[60, 120], WORKERS=1),
+                        EXPERIMENT_TASK="topic_claims", LRS=[4e-5, 1e-4], SIZES=[40, 60], WORKERS=1),
          "standard": _same(SEED=42, MODELS=["minilm_l3"], TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims"],
                            REPEATS=3, N_TRAIN=1000, N_TEST=300, N_IIW=64, MAX_LEN=64, EPOCHS=3, LR=1e-4,
                            ESTIMATORS=["pib", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"],
-                           PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[1e-4, 3e-4],
-                           SIZES=[1000, 2000], WORKERS=2),
+                           PIB_SEEDS=3, EXPERIMENT_TASK="topic_claims", LRS=[1e-4, 3e-4],
+                           SIZES=[500, 1000], WORKERS=2),
          "paper": _same(SEED=42, MODELS=["minilm_l6", "minilm_l3"],
                         TASKS=["rotten_tomatoes", "reuters_pairs", "topic_claims", "election_tweets", "reuters_r8"],
                         REPEATS=5, N_TRAIN=None, N_TEST=2000, N_IIW=512, MAX_LEN=128, EPOCHS=5, LR=4e-5,
                         ESTIMATORS=["pib", "pib_all", "fisher"], REFERENCES=["init", "prior_same", "prior_fresh"],
-                        PIB_SEEDS=3, EXPERIMENT_TASK="rotten_tomatoes", LRS=[1e-5, 4e-5, 1e-4, 3e-4],
-                        SIZES=[1000, 3000, 8530], WORKERS=1)}),
+                        PIB_SEEDS=3, EXPERIMENT_TASK="topic_claims", LRS=[1e-5, 3e-5, 4e-5, 1e-4, 3e-4],
+                        SIZES=[1000, 2000, 4000], WORKERS=1)}),
 }
 
 # The fine-tuning chapter shares the pre-trained vs random chapter's settings (so its FT runs are the same

@@ -14,6 +14,9 @@ IIW is measured against several reference weights theta_0 (:data:`REFERENCES`), 
   the PIB code's re-initialisation (``_initialize_weights()``) after the prior does. A pre-trained model's
   prior and model then share the pre-trained body and differ in the classifier's draw; a random twin's differ
   everywhere.
+
+A run's start, its priors and its epoch-0 record, is cached apart (:func:`start_of`) and shared by the runs that
+differ only in how they fine-tune (:data:`TRAINING_ONLY`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from torch import nn
 
 from .. import core, data, nets, training
 from ..metrics import iiw
-from ..platform.cache import RunResult
+from ..platform.cache import RunResult, cached_run
 from ..platform.progress import progress
 
 
@@ -131,7 +134,8 @@ def train_prior(p: dict, prep: Prepared, init_seed: int, dev) -> dict[str, torch
     """The PIB prior: ``p``'s architecture, initialised with ``init_seed``, trained on the dev split by
     :data:`PRIOR_RECIPE` (batches of ``p["batch_size"]``, reshuffled every epoch); its weights."""
     model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, init_seed, p["norm_matched"]).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=PRIOR_RECIPE["lr"], weight_decay=PRIOR_RECIPE["weight_decay"])
+    opt = torch.optim.Adam(model.parameters(), lr=PRIOR_RECIPE["lr"], weight_decay=PRIOR_RECIPE["weight_decay"],
+                           fused=True)
     gen = torch.Generator().manual_seed(init_seed)
     model.train()
     for _ in range(PRIOR_RECIPE["epochs"]):
@@ -144,14 +148,13 @@ def train_prior(p: dict, prep: Prepared, init_seed: int, dev) -> dict[str, torch
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def references(p: dict, prep: Prepared, model: nn.Module, dev) -> dict[str, dict[str, torch.Tensor]]:
-    """The reference weights ``p["references"]`` asks for (:data:`REFERENCES`), by name."""
+def priors(p: dict, prep: Prepared, dev) -> dict[str, dict[str, torch.Tensor]]:
+    """The PIB priors among ``p["references"]`` (:data:`REFERENCES`; ``"init"`` needs none), by name."""
     unknown = set(p["references"]) - set(REFERENCES)
     if unknown:
         raise ValueError(f"references must be among {REFERENCES}, got {sorted(unknown)}")
     seeds = {"prior_same": p["seed"], "prior_fresh": p["seed"] + FRESH_SEED_OFFSET}
-    return {ref: ({k: v.detach().clone() for k, v in model.named_parameters()} if ref == "init"
-                  else train_prior(p, prep, seeds[ref], dev)) for ref in p["references"]}
+    return {ref: train_prior(p, prep, seeds[ref], dev) for ref in p["references"] if ref != "init"}
 
 
 def geometry_key(estimator: str, reference: str, quantity: str) -> str:
@@ -181,6 +184,58 @@ def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict, pib_seeds
     return rec
 
 
+#: the run parameters only the fine-tuning after epoch 0 uses; a run's start depends on the others
+TRAINING_ONLY = ("lr", "method", "epochs", "keep_weights")
+
+
+def _record(model: nn.Module, prep: Prepared, refs: dict, examples: dict, p: dict, epoch: int, train_loss,
+            pib_seeds: int, dev) -> dict:
+    """One per-epoch record: the epoch's training loss, dev and test accuracy, and :func:`measure_iiw`."""
+    return {"epoch": epoch, "train_loss": train_loss,
+            "dev_acc": training.evaluate(model, prep.dev_batches, dev)["acc"],
+            "test_acc": training.evaluate(model, prep.test_batches, dev)["acc"],
+            **measure_iiw(model, refs, examples, p, pib_seeds)}
+
+
+def _setup(p: dict, dev) -> tuple[Prepared, nn.Module, dict]:
+    """A run's data, its model at the start, and the examples the IIW estimators use (on ``dev``)."""
+    prep = prepare(p)
+    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, p["seed"], p["norm_matched"]).to(dev)
+    examples = {"fisher": [core.to_device(b, dev) for b in prep.iiw_batches],
+                "pib": [core.to_device(b, dev) for b in prep.pib_batches]}
+    return prep, model, examples
+
+
+def _references(p: dict, model: nn.Module, prior_weights: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """The weights of every reference of ``p["references"]``: the model's own (``"init"``) or a prior's."""
+    return {ref: {k: v.detach().clone() for k, v in model.named_parameters()} if ref == "init"
+            else prior_weights[ref] for ref in p["references"]}
+
+
+def start_run(p: dict) -> RunResult:
+    """The start of a fine-tuning run: its PIB priors (weights ``<reference>/<tensor>``) and its epoch-0 record,
+    before any training. ``p``: :func:`finetune_run`'s parameters without :data:`TRAINING_ONLY`. Cached apart
+    (:func:`start_of`), so that runs that differ only in those (FT and LP-FT, the learning-rate experiment of
+    the pre-trained vs random chapter) share their priors and epoch-0 record."""
+    dev = core.device(p["device"])
+    prep, model, examples = _setup(p, dev)
+    prior_weights = priors(p, prep, dev)
+    refs = _references(p, model, prior_weights)
+    record = _record(model, prep, refs, examples, p, 0, None, p["pib_seeds"], dev)
+    return RunResult([record], {}, {f"{ref}/{k}": v.cpu() for ref, w in prior_weights.items() for k, v in w.items()})
+
+
+def start_of(p: dict, dev) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+    """The cached :func:`start_run` of a fine-tuning run ``p``: its epoch-0 record and its priors, by reference."""
+    start = cached_run("finetune_start", {k: v for k, v in p.items() if k not in TRAINING_ONLY}, start_run)
+    weights = start.weights(dev)
+    by_ref: dict[str, dict[str, torch.Tensor]] = {}
+    for name, v in weights.items():
+        ref, tensor = name.split("/", 1)
+        by_ref.setdefault(ref, {})[tensor] = v
+    return start.records[0], by_ref
+
+
 def finetune_run(p: dict) -> RunResult:
     """A cacheable fine-tuning run with IIW and accuracies at epoch 0 and after each epoch.
 
@@ -190,34 +245,24 @@ def finetune_run(p: dict) -> RunResult:
     :func:`iiw_key` values for every estimator, reference and group (and the total), :func:`geometry_key` values,
     the training loss of the epoch, and dev and test accuracy. ``"pib"`` is averaged over ``pib_seeds``
     gradient-sampling seeds at epoch 0 and at the last epoch, the comparisons' epochs, and read with one seed
-    in between (the per-epoch curves, whose spread comes from the training seeds).
+    in between (the per-epoch curves, whose spread comes from the training seeds). The priors and the epoch-0
+    record come from the run's cached start (:func:`start_of`).
     """
     dev = core.device(p["device"])
-    prep = prepare(p)
+    record0, prior_weights = start_of(p, dev)
+    prep, model, examples = _setup(p, dev)
     ds, enc_all, train_idx = prep.ds, prep.enc_train, prep.train_idx
-    dev_batches, test_batches = prep.dev_batches, prep.test_batches
-
-    model = build_model(p["model"], p["pretrained"], ds.num_classes, p["seed"], p["norm_matched"]).to(dev)
-    refs = references(p, prep, model, dev)
+    refs = _references(p, model, prior_weights)
     steps_per_epoch = int(np.ceil(len(train_idx) / p["batch_size"]))
     total_steps = steps_per_epoch * p["epochs"]
     warmup = max(1, int(0.1 * total_steps))
-    opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=p["lr"], fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     head = {n for n, _ in model.named_parameters() if iiw.bert_groups(n) == "classifier"}
     gen = torch.Generator().manual_seed(p["seed"])
-    iiw_examples = {"fisher": [core.to_device(b, dev) for b in prep.iiw_batches],
-                    "pib": [core.to_device(b, dev) for b in prep.pib_batches]}
 
-    def record(epoch, train_loss):
-        endpoint = epoch in (0, p["epochs"])  # the epochs the comparisons rest on get every sampling seed
-        return {"epoch": epoch, "train_loss": train_loss,
-                "dev_acc": training.evaluate(model, dev_batches, dev)["acc"],
-                "test_acc": training.evaluate(model, test_batches, dev)["acc"],
-                **measure_iiw(model, refs, iiw_examples, p, p["pib_seeds"] if endpoint else 1)}
-
-    records = [record(0, None)]
+    records = [record0]
     torch.manual_seed(p["seed"])  # dropout's draws do not depend on which priors were trained
     for epoch in progress(range(1, p["epochs"] + 1), total=p["epochs"], desc=f"fine-tuning {p['model']} on {p['task']}"):
         head_only = p["method"] == "lpft" and epoch == 1
@@ -236,7 +281,9 @@ def finetune_run(p: dict) -> RunResult:
             losses.append(loss.item() * len(b["labels"]))
         for q in model.parameters():
             q.requires_grad_(True)
-        records.append(record(epoch, sum(losses) / len(train_idx)))
+        endpoint = epoch == p["epochs"]  # the comparisons' epoch gets every sampling seed
+        records.append(_record(model, prep, refs, examples, p, epoch, sum(losses) / len(train_idx),
+                               p["pib_seeds"] if endpoint else 1, dev))
     best = max(records[1:], key=lambda r: r["dev_acc"])
     metrics = {"final_test_acc": records[-1]["test_acc"], "best_dev_epoch": best["epoch"],
                "best_dev_test_acc": best["test_acc"], "final_train_loss": records[-1]["train_loss"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 
 import numpy as np
@@ -101,9 +102,12 @@ def stand_in(model: str, task: str) -> str:
 
 
 def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
-    """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate."""
+    """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate,
+    "+0.52 (no interval)" without an interval (one pair)."""
     if not math.isfinite(estimate):
         return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{estimate:+.{digits}f} (no interval)"
     return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
@@ -172,21 +176,52 @@ INITS = {"pre-trained": {"pretrained": True, "norm_matched": False},
          "norm-matched random": {"pretrained": False, "norm_matched": True}}
 
 
-def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre-trained", "random"),
-                  sweep: dict | None = None, workers=None) -> pd.DataFrame:
-    """Every (model, initialisation, task, seed) fine-tuning run, through the grid executor; ``inits``: labels of
-    :data:`INITS`; ``sweep``: run parameter -> values crossed with the rest, overriding ``settings`` (the
-    experiments' learning rates and training-set sizes). Column ``init`` holds the label."""
+def _pretrain_tasks(models_, tasks, settings: dict, seeds_: list[int], inits=("pre-trained", "random"),
+                    sweep: dict | None = None) -> list[dict]:
     unknown = set(inits) - set(INITS)
     if unknown:
         raise ValueError(f"inits must be among {list(INITS)}, got {sorted(unknown)}")
     sweep = sweep or {}
     combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
-    tasks_ = [{"model": m, **INITS[i], "task": t, **settings, **c, "seed": s, "method": "ft"} for c in combos
-              for m in models_ for t in tasks for s in seeds_ for i in inits]
-    runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
-    runs["init"] = _init_labels(runs)
-    return runs
+    return [{"model": m, **INITS[i], "task": t, **settings, **c, "seed": s, "method": "ft"} for c in combos
+            for m in models_ for t in tasks for s in seeds_ for i in inits]
+
+
+def _run_tasks(tasks_: list[dict], workers) -> list[dict]:
+    """:func:`run_task` of every task through the grid executor, results in the tasks' order. The tasks run
+    grouped by their training-only parameters (:data:`studylib.runs.finetune.TRAINING_ONLY`), so that two runs
+    sharing a start (FT and LP-FT, two learning rates) are never computed side by side."""
+    order = sorted(range(len(tasks_)), key=lambda i: json.dumps([tasks_[i].get(k) for k in finetune.TRAINING_ONLY]))
+    done = run_grid(run_task, [tasks_[i] for i in order], workers=workers, desc="fine-tuning grid")
+    results: list[dict] = [{}] * len(tasks_)
+    for i, r in zip(order, done):
+        results[i] = r
+    return results
+
+
+def pretrain_grids(grids: dict[str, dict], settings: dict, seeds_: list[int], workers=None) -> dict[str, pd.DataFrame]:
+    """Several pre-trained vs random grids (name -> :func:`pretrain_grid`'s ``models_``, ``tasks`` and optional
+    ``inits`` and ``sweep``) through one executor call, each distinct run once: the pre-trained vs random
+    chapter's experiments, which share runs and keep every worker busy when run together."""
+    by_grid = {name: _pretrain_tasks(g["models_"], g["tasks"], settings, seeds_, g.get("inits", ("pre-trained", "random")),
+                                     g.get("sweep")) for name, g in grids.items()}
+    distinct = {json.dumps(t, sort_keys=True): t for tasks_ in by_grid.values() for t in tasks_}
+    done = dict(zip(distinct, _run_tasks(list(distinct.values()), workers)))
+    out = {}
+    for name, tasks_ in by_grid.items():
+        runs = pd.DataFrame([done[json.dumps(t, sort_keys=True)] for t in tasks_])
+        runs["init"] = _init_labels(runs)
+        out[name] = runs
+    return out
+
+
+def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre-trained", "random"),
+                  sweep: dict | None = None, workers=None) -> pd.DataFrame:
+    """Every (model, initialisation, task, seed) fine-tuning run, through the grid executor; ``inits``: labels of
+    :data:`INITS`; ``sweep``: run parameter -> values crossed with the rest, overriding ``settings`` (the
+    experiments' learning rates and training-set sizes). Column ``init`` holds the label."""
+    grid = {"models_": models_, "tasks": tasks, "inits": inits, "sweep": sweep}
+    return pretrain_grids({"grid": grid}, settings, seeds_, workers)["grid"]
 
 
 def _init_labels(runs: pd.DataFrame) -> list[str]:
@@ -274,6 +309,30 @@ def contrast_by_reference(runs: pd.DataFrame, estimator: str, references: list[s
     return joined, tables
 
 
+def contrast_view(table: pd.DataFrame, by: str, label: str, value=str, twin: str | None = None) -> pd.DataFrame:
+    """A :func:`contrast` or :func:`contrast_by_reference` table as the pre-trained vs random chapter prints it:
+    rows (theta_0, ``by`` named ``label``, its values through ``value``); the IIW ratio with its interval as one
+    column beside the log10 ratios of its factors ||delta||^2, ||g||^2 and cos^2; the accuracy gain and the final
+    training losses, under grouped headers (``twin``: what the headers call the other side; default its label)."""
+    versus = next(c for c in table.columns if c.startswith("train loss ") and c != "train loss pre-trained")[11:]
+    index = [table.index, table[by].map(value)] if table.index.name == "theta_0" else [table[by].map(value)]
+    names = ["θ₀", label] if len(index) == 2 else [label]
+    ratio = f"log10 ratio pre-trained / {twin or versus}"
+    columns = {
+        ("", "pairs"): table.pairs,
+        (ratio, "IIW, mean [95% CI]"): [interval_text(e, lo, hi) for e, lo, hi in zip(table["log10 IIW ratio"],
+                                                                                        table.low, table.high)],
+        (ratio, "‖Δ‖²"): table["log10 ||delta||^2 ratio"].map("{:+.2f}".format),
+        (ratio, "‖ḡ‖²"): table["log10 ||g||^2 ratio"].map("{:+.2f}".format),
+        (ratio, "cos²"): table["log10 cos^2 ratio"].map("{:+.2f}".format),
+        ("test accuracy", "gain"): table["acc. gain"].map("{:+.3f}".format),
+        ("final training loss (nats)", "pre-trained"): table["train loss pre-trained"].map("{:.2f}".format),
+        ("final training loss (nats)", twin or versus): table[f"train loss {versus}"].map("{:.2f}".format)}
+    out = pd.DataFrame({k: list(v) for k, v in columns.items()}, index=pd.MultiIndex.from_arrays(index, names=names))
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
 def ordering(low: float, high: float, versus: str = "random") -> str:
     """The order an interval of log(IIW pre-trained / IIW ``versus``) shows, in words."""
     if high < 0:
@@ -283,11 +342,29 @@ def ordering(low: float, high: float, versus: str = "random") -> str:
     return "no clear order"
 
 
+def _setting(value, prefix: str, unit: str) -> str:
+    shown = f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+    return f"{prefix}{shown}{unit}"
+
+
 def orderings(table: pd.DataFrame, by: str, versus: str = "random", prefix: str | None = None, unit: str = "") -> str:
     """One phrase per row of a :func:`contrast` table, e.g. "lr 3e-05: pre-trained lower" (``prefix`` default:
     ``by`` and a space)."""
     prefix = f"{by} " if prefix is None else prefix
-    return "; ".join(f"{prefix}{v:g}{unit}: {ordering(lo, hi, versus)}" for v, lo, hi in zip(table[by], table.low, table.high))
+    return "; ".join(f"{_setting(v, prefix, unit)}: {ordering(lo, hi, versus)}"
+                     for v, lo, hi in zip(table[by], table.low, table.high))
+
+
+def order_change(table: pd.DataFrame, by: str, what: str, versus: str = "random", prefix: str | None = None,
+                 unit: str = "") -> str:
+    """Whether the order of a :func:`contrast` table moves along its rows (the pre-trained vs random chapter's
+    experiments), in words: "stays the same (no clear order) at every learning rate", or "moves: no clear order at
+    lr 0.0001, random lower at lr 0.0003" (``what`` names the setting)."""
+    prefix = f"{by} " if prefix is None else prefix
+    orders = [ordering(lo, hi, versus) for lo, hi in zip(table.low, table.high)]
+    if len(set(orders)) == 1:
+        return f"stays the same ({orders[0]}) at every {what}"
+    return "moves: " + ", ".join(f"{o} at {_setting(v, prefix, unit)}" for o, v in zip(orders, table[by]))
 
 
 def _labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -450,7 +527,7 @@ def finetune_grid(models_, tasks, settings: dict, seeds_: list[int], workers=Non
     combos = [(True, "ft"), (True, "lpft"), (False, "ft")]
     tasks_ = [{"model": m, "pretrained": pre, "norm_matched": False, "task": t, **settings, "seed": s, "method": method}
               for m in models_ for t in tasks for s in seeds_ for pre, method in combos]
-    runs = pd.DataFrame(run_grid(run_task, tasks_, workers=workers, desc="fine-tuning grid"))
+    runs = pd.DataFrame(_run_tasks(tasks_, workers))
     runs["init"] = _init_labels(runs)
     runs["variant"] = runs.init + [" LP-FT" if m == "lpft" else " FT" for m in runs.method]
     return runs
