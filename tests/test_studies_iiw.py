@@ -166,13 +166,15 @@ def test_contrast_decomposes_the_ratio_by_setting():
     same = table.reset_index().assign(low=-2.0, high=-1.0)
     assert iiw_study.order_change(same, "lr", "learning rate") == "stays the same (pre-trained lower) at every learning rate"
     assert iiw_study.orderings(same.assign(task=["a", "b"]), "task", prefix="") == "a: pre-trained lower; b: pre-trained lower"
+    assert iiw_study.orderings(same.assign(n=[500, 2000]), "n", prefix="", unit=" examples") == (
+        "500 examples: pre-trained lower; 2,000 examples: pre-trained lower")
     # as the page prints it: one row per (theta_0, setting), the interval in one cell, grouped headers
     view = iiw_study.contrast_view(pd.concat({"(a) initial": table.reset_index()}, names=["theta_0", None])
                                    .droplevel(1), "lr", "peak lr", "{:g}".format)
     assert list(view.index) == [("(a) initial", "0.0001"), ("(a) initial", "0.0003")]
     ratio = "log10 ratio pre-trained / random"
     first = view.iloc[0]
-    assert first[(ratio, "IIW, mean [95% CI]")] == iiw_study.interval_text(*table.loc[1e-4, ["log10 IIW ratio", "low", "high"]])
+    assert first[(ratio, "IIW [95% CI]")] == iiw_study.interval_text(*table.loc[1e-4, ["log10 IIW ratio", "low", "high"]])
     assert first[(ratio, "‖Δ‖²")] == f"{table.loc[1e-4, 'log10 ||delta||^2 ratio']:+.2f}" and first[("final training loss (nats)", "random")] == "0.10"
 
 

@@ -320,7 +320,7 @@ def contrast_view(table: pd.DataFrame, by: str, label: str, value=str, twin: str
     ratio = f"log10 ratio pre-trained / {twin or versus}"
     columns = {
         ("", "pairs"): table.pairs,
-        (ratio, "IIW, mean [95% CI]"): [interval_text(e, lo, hi) for e, lo, hi in zip(table["log10 IIW ratio"],
+        (ratio, "IIW [95% CI]"): [interval_text(e, lo, hi) for e, lo, hi in zip(table["log10 IIW ratio"],
                                                                                         table.low, table.high)],
         (ratio, "‖Δ‖²"): table["log10 ||delta||^2 ratio"].map("{:+.2f}".format),
         (ratio, "‖ḡ‖²"): table["log10 ||g||^2 ratio"].map("{:+.2f}".format),
@@ -343,7 +343,10 @@ def ordering(low: float, high: float, versus: str = "random") -> str:
 
 
 def _setting(value, prefix: str, unit: str) -> str:
-    shown = f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+    if isinstance(value, (int, np.integer)):
+        shown = f"{value:,}"
+    else:
+        shown = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
     return f"{prefix}{shown}{unit}"
 
 
