@@ -309,12 +309,13 @@ def contrast_by_reference(runs: pd.DataFrame, estimator: str, references: list[s
     return joined, tables
 
 
-def contrast_view(table: pd.DataFrame, by: str, label: str, value=str, twin: str | None = None) -> pd.DataFrame:
+def contrast_view(table: pd.DataFrame, by: str, label: str, value=str, versus: str = "random",
+                  twin: str | None = None) -> pd.DataFrame:
     """A :func:`contrast` or :func:`contrast_by_reference` table as the pre-trained vs random chapter prints it:
     rows (theta_0, ``by`` named ``label``, its values through ``value``); the IIW ratio with its interval as one
     column beside the log10 ratios of its factors ||delta||^2, ||g||^2 and cos^2; the accuracy gain and the final
-    training losses, under grouped headers (``twin``: what the headers call the other side; default its label)."""
-    versus = next(c for c in table.columns if c.startswith("train loss ") and c != "train loss pre-trained")[11:]
+    training losses, under grouped headers (``versus``: the table's other side, as :func:`contrast` was given it;
+    ``twin``: what the headers call it, default ``versus``)."""
     index = [table.index, table[by].map(value)] if table.index.name == "theta_0" else [table[by].map(value)]
     names = ["θ₀", label] if len(index) == 2 else [label]
     ratio = f"log10 ratio pre-trained / {twin or versus}"
@@ -344,10 +345,10 @@ def ordering(low: float, high: float, versus: str = "random") -> str:
 
 def _setting(value, prefix: str, unit: str) -> str:
     if isinstance(value, (int, np.integer)):
-        shown = f"{value:,}"
-    else:
-        shown = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-    return f"{prefix}{shown}{unit}"
+        return f"{prefix}{value:,}{unit}"
+    if isinstance(value, (float, np.floating)):
+        return f"{prefix}{value:g}{unit}"
+    return f"{prefix}{value}{unit}"
 
 
 def orderings(table: pd.DataFrame, by: str, versus: str = "random", prefix: str | None = None, unit: str = "") -> str:
