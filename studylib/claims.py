@@ -80,6 +80,16 @@ def _num(v: float) -> str:
     return f"{v:+.2g}"
 
 
+def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
+    """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate,
+    "+0.52 (no interval)" without an interval (e.g. one pair). Used by the IIW and utilization chapters."""
+    if not math.isfinite(estimate):
+        return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{estimate:+.{digits}f} (no interval)"
+    return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
 def decide(low: float, high: float, direction, negligible: float = 0.0) -> tuple[str, str]:
     """The verdict and its reason for a claimed ``direction`` (see :data:`DIRECTIONS`) of a statistic whose
     interval is ``[low, high]``; ``negligible``: the half-width of the band of values too small to matter."""

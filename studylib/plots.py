@@ -73,13 +73,14 @@ def training_curves(records: list[dict], title: str = ""):
     return fig
 
 
-def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge: float, title: str):
-    """ESD audit chapter, the paper's Fig. 1: (left) histogram of log10 eigenvalues of a matrix and of
-    the same matrix with its entries shuffled, with the Marchenko-Pastur bulk edge; (right) the
+def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge: float, title: str,
+               label: str = "weights"):
+    """ESD audit chapter, the paper's Fig. 1: (left) histogram of log10 eigenvalues of a matrix (``label``) and
+    of the same matrix with its entries shuffled, with the Marchenko-Pastur bulk edge; (right) the
     complementary CDF of the eigenvalues on log-log axes with the fitted power-law tail."""
     left, right = axes
     bins = np.histogram_bin_edges(np.log10(np.concatenate([evals[evals > 0], shuffled[shuffled > 0]])), 60)
-    left.hist(np.log10(evals[evals > 0]), bins, alpha=0.6, label="trained", color="tab:blue")
+    left.hist(np.log10(evals[evals > 0]), bins, alpha=0.6, label=label, color="tab:blue")
     left.hist(np.log10(shuffled[shuffled > 0]), bins, alpha=0.6, label="entries shuffled", color="tab:gray")
     left.axvline(np.log10(mp_edge), color="k", ls="--", lw=1, label="MP bulk edge")
     left.set(xlabel=r"$\log_{10}\lambda$", ylabel="count", title=title)
@@ -112,18 +113,18 @@ def correlation_flow(flow, groups: dict[str, list[str]]):
     return fig
 
 
-def metric_vs_accuracy(frame, metrics, accuracy_label: str):
-    """ESD audit chapter: one row of panels per series (accuracy against each metric), so that series
-    with different accuracy scales are never mixed."""
+def metric_vs_accuracy(frame, metrics, accuracy_label: str, labels: dict | None = None):
+    """ESD audit chapter: one row of panels per series (accuracy against each metric, at most four a row), so
+    that series with different accuracy scales are never mixed; ``labels``: metric -> axis label."""
     groups = list(frame.groupby("series", sort=False))
-    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(2.6 * len(metrics), 2.5 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(3.2 * len(metrics), 2.8 * len(groups)), squeeze=False)
     for row, (series, d) in zip(axes, groups):
         for ax, metric in zip(row, metrics):
             ax.plot(d[metric], d.accuracy, "o", color="tab:blue")
             for _, r in d.iterrows():
-                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            ax.set_xlabel(metric, fontsize=8)
-        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=8)
+                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=7, xytext=(2, 2), textcoords="offset points")
+            ax.set_xlabel((labels or {}).get(metric, metric))
+        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -145,11 +146,35 @@ def _cell_table(frame, value, rows="noise", cols="width"):
     return frame.groupby([rows, cols])[value].mean().unstack(cols).sort_index(ascending=False)
 
 
-def layer_heatmaps(layers, value: str, title: str, symmetric: bool = False, mark_row_max: bool = False):
-    """Layer utilization chapter (Figs. 1, 2 and 5): one heatmap per layer, width across, noise ratio down,
-    the mean over repeats; log colour scale (symmetric-log when ``symmetric``, for signed contributions);
-    with ``mark_row_max`` each row's maximum is outlined in green."""
+def _panels(n: int, per_row: int = 3, width: float = 3.4, height: float = 3.0):
+    """A figure of ``n`` panels, at most ``per_row`` a row (spare axes hidden); returns (fig, the n axes)."""
+    rows = -(-n // per_row)
+    cols = min(n, per_row)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.ravel()[:n])
+
+
+def _heatmap_axes(ax, t, xlabel: bool = True, ylabel: bool = True):
+    ax.set_xticks(range(t.shape[1]))
+    ax.set_xticklabels(t.columns, rotation=90 if t.shape[1] > 6 else 0)
+    ax.set_yticks(range(t.shape[0]))
+    ax.set_yticklabels([f"{v:.1f}" for v in t.index])
+    if xlabel:
+        ax.set_xlabel("width")
+    if ylabel:
+        ax.set_ylabel("noise ratio")
+    ax.grid(False)
+
+
+def layer_heatmaps(layers, value: str, label: str, symmetric: bool = False, mark_row_max: bool = False):
+    """Layer utilization chapter (Figs. 1, 2 and 5): one heatmap per layer (three a row), width across, noise
+    ratio down, the mean over repeats of the live runs; log colour scale (symmetric-log when ``symmetric``, for
+    signed contributions) shared by the panels, ``label`` on the colour bar; with ``mark_row_max`` each row's
+    maximum is outlined in green."""
     from matplotlib.colors import LogNorm, SymLogNorm
+    layers = layers[~layers.dead]
     layer_ids = sorted(layers.layer.unique())
     tables = [_cell_table(layers[layers.layer == i], value) for i in layer_ids]
     finite = np.concatenate([t.to_numpy().ravel() for t in tables])
@@ -162,80 +187,79 @@ def layer_heatmaps(layers, value: str, title: str, symmetric: bool = False, mark
         positive = finite[finite > 0]
         norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if len(positive) else None
         cmap = "viridis"
-    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.5 * len(layer_ids) + 1, 2.9), sharey=True)
-    for ax, i, t in zip(np.atleast_1d(axes), layer_ids, tables):
+    fig, axes = _panels(len(layer_ids))
+    for k, (ax, i, t) in enumerate(zip(axes, layer_ids, tables)):
         im = ax.imshow(t.to_numpy(), aspect="auto", cmap=cmap, norm=norm)
-        ax.set_xticks(range(t.shape[1]))
-        ax.set_xticklabels(t.columns, rotation=90, fontsize=7)
-        ax.set_yticks(range(t.shape[0]))
-        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
-        ax.set_title(f"layer {i}", fontsize=9)
-        ax.set_xlabel("width", fontsize=8)
+        _heatmap_axes(ax, t, ylabel=k % 3 == 0)
+        ax.set_title(f"layer {i}" + (" (input side)" if i == 1 else " (output)" if i == layer_ids[-1] else ""))
         if mark_row_max:
             for r, row in enumerate(t.to_numpy()):
                 if np.isfinite(row).any():
                     c = int(np.nanargmax(row))
                     ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="lime", lw=2))
-        ax.grid(False)
-    np.atleast_1d(axes)[0].set_ylabel("noise ratio")
-    fig.colorbar(im, ax=axes, fraction=0.025, pad=0.02)
-    fig.suptitle(title, fontsize=10, y=1.03)
+    fig.tight_layout()
+    fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label=label)
     return fig
 
 
 def run_heatmaps(runs, values: dict[str, str], thresholds=None):
-    """Layer utilization chapter (Fig. 3): run-level heatmaps (width across, noise down) with the
-    interpolation threshold (the smallest width that fits the noisy training labels) marked by a white line."""
-    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 3.1), squeeze=False)
-    for ax, (value, label) in zip(axes[0], values.items()):
+    """Layer utilization chapter (Fig. 3): run-level heatmaps (width across, noise down, two a row, the mean over
+    repeats of the live runs) with the interpolation threshold (the smallest width that fits the noisy training
+    labels) marked by a white line."""
+    runs = runs[~runs.dead]
+    fig, axes = _panels(len(values), per_row=2, width=4.8, height=3.3)
+    for k, (ax, (value, label)) in enumerate(zip(axes, values.items())):
         t = _cell_table(runs, value)
         im = ax.imshow(t.to_numpy(), aspect="auto", cmap="magma")
-        ax.set_xticks(range(t.shape[1]))
-        ax.set_xticklabels(t.columns, fontsize=7)
-        ax.set_yticks(range(t.shape[0]))
-        ax.set_yticklabels([f"{v:.1f}" for v in t.index], fontsize=7)
-        ax.set(xlabel="width", ylabel="noise ratio", title=label)
+        _heatmap_axes(ax, t, ylabel=k % 2 == 0)
+        ax.set_title(label)
         if thresholds is not None:
             th = thresholds.set_index("noise").threshold_width
             for r, noise in enumerate(t.index):
                 w = th.get(noise, np.nan)
                 if np.isfinite(w):
                     c = list(t.columns).index(w)
-                    ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="white", lw=2.5)
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, fraction=0.04)
+                    ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="white", lw=3)
+        fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
     return fig
 
 
 def utilization_scatter(layers, target: str, xlabel: str):
     """Layer utilization chapter (Fig. 4): each layer's utilization against a run-level target, one panel
-    per layer, under-parameterised runs in blue and over-parameterised ones in red."""
+    per layer (three a row), live runs under the threshold in blue and over it in red."""
+    layers = layers[~layers.dead].dropna(subset=[target])
     layer_ids = sorted(layers.layer.unique())
-    fig, axes = plt.subplots(1, len(layer_ids), figsize=(2.6 * len(layer_ids), 2.7), sharex=True)
-    for ax, i in zip(axes, layer_ids):
+    fig, axes = _panels(len(layer_ids), height=3.1)
+    for k, (ax, i) in enumerate(zip(axes, layer_ids)):
         d = layers[layers.layer == i]
         for side, colour in (("under", "tab:blue"), ("over", "tab:red")):
             s = d[d.side == side]
-            ax.scatter(s[target], s.utilization, s=10, color=colour, alpha=0.7, label=f"{side}-parameterised")
+            ax.scatter(s[target], s.utilization, s=12, color=colour, alpha=0.6, label=f"{side} the threshold")
         ax.set(title=f"layer {i}", xlabel=xlabel, yscale="log")
-    axes[0].set_ylabel(r"utilization $\Vert W - W_0 \Vert_F$")
-    axes[0].legend(fontsize=6)
+        if k % 3 == 0:
+            ax.set_ylabel(r"utilization $\Vert W - W_0 \Vert_F$")
+    axes[0].legend()
     fig.tight_layout()
     return fig
 
 
 def contribution_by_depth(layers, values: dict[str, str]):
-    """Layer utilization chapter (Fig. 5 summary): mean contribution by layer depth, per noise ratio."""
-    fig, axes = plt.subplots(1, len(values), figsize=(4.4 * len(values), 3), squeeze=False)
-    for ax, (value, label) in zip(axes[0], values.items()):
-        for noise, d in layers.groupby("noise"):
-            m = d.groupby("layer")[value].mean()
-            ax.plot(m.index, m.to_numpy(), "o-", label=f"noise {noise:.1f}")
+    """Layer utilization chapter (Fig. 5 summary): mean contribution by layer depth over the live runs, per noise
+    ratio, bars one standard error over runs; three panels a row."""
+    layers = layers[~layers.dead]
+    colours = {noise: f"C{k}" for k, noise in enumerate(sorted(layers.noise.unique()))}
+    fig, axes = _panels(len(values), width=4.0, height=3.2)
+    for ax, (value, label) in zip(axes, values.items()):
+        for noise, d in layers.dropna(subset=[value]).groupby("noise"):
+            g = d.groupby("layer")[value]
+            ax.errorbar(g.mean().index, g.mean().to_numpy(), yerr=g.sem().to_numpy(), fmt="o-", capsize=3,
+                        color=colours[noise], label=f"noise {noise:.1f}")
         ax.axhline(0, color="k", lw=0.8)
-        ax.set(xlabel="layer (1 = input side)", ylabel=label)
+        ax.set(xlabel="layer (1 = input side)", title=label)
         ax.set_yscale("symlog", linthresh=1e-2)
-    axes[0][0].legend(fontsize=7)
+    axes[0].set_ylabel("contribution (nats)")
+    axes[0].legend()
     fig.tight_layout()
     return fig
 

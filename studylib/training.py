@@ -1,12 +1,10 @@
 """Training loops for classifiers, and the one evaluation every chapter uses.
 
-Used by the "data and models" page (the cached demonstration run), the layer-utilization, ESD and
-model-information chapters (:func:`train_classifier`, :func:`train_to_convergence`) and, through
-:func:`evaluate` and :func:`predict`, by the fine-tuning runs and the prequential code.
+Used by the "data and models" page (the cached demonstration run) and the ESD chapter (:func:`train_classifier`)
+and, through :func:`evaluate` and :func:`predict`, by the fine-tuning, layer-utilization and model-information
+runs.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -63,45 +61,3 @@ def train_classifier(model: nn.Module, x_train, y_train, x_test, y_test, epochs:
         records.append({"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"],
                         "test_loss": te["loss"], "test_acc": te["acc"]})
     return records
-
-
-def train_to_convergence(model: nn.Module, x, y, lr: float = 0.05, momentum: float = 0.9, batch_size: int = 128,
-                         max_epochs: int = 1000, patience: int = 20, tol: float = 1e-3, seed: int = 0,
-                         device=None) -> dict:
-    """Plain SGD with momentum on cross-entropy until the training loss plateaus or ``max_epochs``
-    (the layer-utilization chapter's loop).
-
-    Plateau: the best training loss has not improved by a relative ``tol`` for ``patience`` epochs, or it
-    fell below 1e-4 (interpolation). Returns the per-epoch training losses, the epochs run and why it stopped.
-    """
-    dev = core.device(device)
-    model.to(dev).train()
-    x, y = torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    losses, best, since_best, reason = [], math.inf, 0, "epoch cap"
-    for _ in range(max_epochs):
-        total = 0.0
-        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
-            idx = idx.to(dev)
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(y))
-        if not math.isfinite(losses[-1]):
-            reason = "diverged"
-            break
-        if losses[-1] < best * (1 - tol):
-            best, since_best = losses[-1], 0
-        else:
-            since_best += 1
-        if losses[-1] < 1e-4:
-            reason = "interpolated"
-            break
-        if since_best >= patience:
-            reason = "plateau"
-            break
-    model.eval()
-    return {"train_losses": losses, "epochs": len(losses), "stop_reason": reason}

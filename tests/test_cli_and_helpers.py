@@ -100,3 +100,21 @@ def test_progress_stays_off_the_page_and_a_grid_reports_one_summary_line_by_the_
 
 def _cached_or_not(i):
     return {"from_cache": i != 1}
+
+
+def test_the_run_times_page_counts_the_runs_each_execution_computed(tmp_path):
+    import json
+    from studylib.platform import notebooks
+    runs = tmp_path / "runs"
+    for i, created in enumerate(["2026-01-01T10:00:05", "2026-01-01T10:00:50", "2026-01-01T11:00:00"]):
+        (runs / "grid" / f"k{i}").mkdir(parents=True)
+        (runs / "grid" / f"k{i}" / "meta.json").write_text(json.dumps({"created": created}))
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    start, end = "2026-01-01T10:00:00", "2026-01-01T10:01:00"  # in the machine's local time, as the cache stamps
+    from datetime import datetime
+    iso = [datetime.fromisoformat(t).astimezone().isoformat() for t in (start, end)]
+    (executed / "01_a.ipynb").write_text(json.dumps({"metadata": {"papermill": {
+        "parameters": {"PROFILE": "quick"}, "duration": 60.0, "start_time": iso[0], "end_time": iso[1]}}}))
+    (rows,) = notebooks.run_times(executed, runs)
+    assert rows == {"notebook": "01_a", "profile": "quick", "seconds": 60.0, "finished": iso[1], "computed": 2}

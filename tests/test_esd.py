@@ -39,9 +39,8 @@ def compare_with_weightwatcher(model):
     for col in ("lambda_max", "log_norm", "log_spectral_norm", "num_evals"):
         np.testing.assert_allclose(ours.loc[common, col].astype(float), theirs.loc[common, col].astype(float),
                                    rtol=1e-6, err_msg=col)
-    # Convention that differs: below 20 eigenvalues WeightWatcher switches to a bias-corrected alpha,
-    # 1 + (n - 1) / sum(log(x / xmin)), with a tail of at least 8; we keep one estimator throughout.
-    fitted = (theirs.loc[common, "alpha"] > 0) & (theirs.loc[common, "num_evals"] >= 20)
+    # below 20 eigenvalues both use WeightWatcher 0.7.7's small-sample rule (bias-corrected alpha, tail >= 8)
+    fitted = theirs.loc[common, "alpha"] > 0
     delta = (ours.loc[common, "alpha"] - theirs.loc[common, "alpha"])[fitted].abs()
     assert delta.max() <= 0.01, delta.sort_values().tail()
     same = fitted & (delta < 1e-4)
@@ -64,7 +63,22 @@ def test_agrees_with_weightwatcher_on_minilm(minilm):
 
 
 def test_agrees_with_weightwatcher_on_a_conv_net():
-    compare_with_weightwatcher(small_conv_net())
+    ours, theirs = compare_with_weightwatcher(small_conv_net())
+    small = ours.loc["8"]  # the 10-class output layer: 10 eigenvalues, WeightWatcher's small-sample rule
+    assert small.small_esd and small.n_tail >= 8
+    assert small.alpha == pytest.approx(theirs.loc["8", "alpha"], rel=1e-6)
+
+
+def test_grouped_convolutions_are_left_out_and_small_esds_can_be_left_out_of_averages():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 64, 3), nn.Flatten(), nn.Linear(64, 300),
+                        nn.Linear(300, 10))
+    df = esd.analyze(net)
+    assert df.name.tolist() == ["1", "3", "4"]  # the depthwise convolution has no spectrum to fit
+    assert df.small_esd.tolist() == [False, False, True] and df.num_evals.tolist() == [72, 64, 10]
+    every, large = esd.summarize(df), esd.summarize(df, min_evals=esd.PAPER_MIN_EVALS)
+    assert every.loc["alpha", "mean"] == pytest.approx(df.alpha.mean())
+    assert large.loc["alpha", "mean"] == pytest.approx(df.alpha[:2].mean()) and large.loc["alpha", "n_small"] == 1
 
 
 def test_conv_scaling_conventions():
@@ -92,7 +106,10 @@ def test_eigenvalues_are_squared_singular_values_in_every_conv_method():
     slices = np.concatenate([np.linalg.svd(w[:, :, i, j].numpy(), compute_uv=False) ** 2
                              for i in range(kh) for j in range(kw)])
     np.testing.assert_allclose(by_method["slices"], np.sort(slices), rtol=1e-9, atol=1e-12)
-    stacked = np.linalg.svd(w.reshape(out_c, -1).numpy(), compute_uv=False) ** 2
+    # method 2: the k*k slices stacked into one (k^2 out) x in matrix
+    stacked = np.linalg.svd(np.concatenate([w[:, :, i, j].numpy() for i in range(kh) for j in range(kw)]),
+                            compute_uv=False) ** 2
+    assert len(by_method["stacked"]) == min(kh * kw * out_c, in_c)
     np.testing.assert_allclose(by_method["stacked"], np.sort(stacked), rtol=1e-9)
 
 
@@ -190,3 +207,12 @@ def test_alpha_interval_covers_the_fit():
     x = np.random.default_rng(0).pareto(2.0, 1500) + 1
     lo, hi = esd.alpha_interval(x, n_boot=100)
     assert lo < fit_power_law(x).alpha < hi
+
+
+def test_alpha_interval_refits_above_the_point_estimates_noise_floor():
+    x = np.concatenate([np.random.default_rng(0).pareto(2.0, 300) + 1, np.full(200, 1e-9)])  # zeros' rounding
+    noise = 1e-6
+    assert esd.fit_tail(x, noise).alpha == fit_power_law(x[x > noise]).alpha
+    lo, hi = esd.alpha_interval(x, n_boot=100, noise=noise)
+    assert lo < esd.fit_tail(x, noise).alpha < hi
+

@@ -6,7 +6,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from studylib import nets
-from studylib.metrics.powerlaw import fit_power_law
+from studylib.metrics.powerlaw import SMALL_N, fit_power_law, fit_power_law_small_n
 
 powerlaw = pytest.importorskip("powerlaw")
 
@@ -84,3 +84,25 @@ def test_degenerate_inputs():
     assert fit_power_law(np.arange(1.0, 20.0), min_tail=50).status == "too_few_values"
     with pytest.raises(ValueError, match="NaN or Inf"):
         fit_power_law([1.0, np.nan, 2.0])
+
+
+def test_small_samples_are_fitted_as_weightwatcher_0_7_7_fits_them():
+    ww = pytest.importorskip("weightwatcher.WW_powerlaw")
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x = (rng.pareto(rng.uniform(0.5, 4), int(rng.integers(8, SMALL_N))) + 1) * rng.uniform(0.1, 10)
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs = ww.WWFit(x)
+        ours = fit_power_law_small_n(x)
+        assert (ours.alpha, ours.xmin, ours.D, ours.sigma) == pytest.approx(
+            (theirs.alpha, theirs.xmin, theirs.D, theirs.sigma), rel=1e-12)
+        assert ours.n_tail >= 8 and ours.n_tail == (x >= theirs.xmin).sum()  # its num_pl_spikes
+
+
+def test_small_sample_fit_is_the_bias_corrected_mle_of_its_tail():
+    x = np.array([1.0, 1.5, 2.0, 3.0, 4.5, 7.0, 11.0, 20.0, 35.0, 80.0])
+    fit = fit_power_law_small_n(x)
+    tail = x[x >= fit.xmin]
+    assert fit.alpha == pytest.approx(1 + (len(tail) - 1) / np.log(tail / fit.xmin).sum())
+    assert fit_power_law_small_n([2.0, 2.0, 2.0]).status == "degenerate"
+    assert fit_power_law_small_n([3.0]).status == "too_few_values"

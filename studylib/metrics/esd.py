@@ -10,9 +10,14 @@ Used by the ESD audit chapter. Conventions (the tests check each against WeightW
   ``"slices"`` (the paper's method 1): the ``kh*kw`` matrices ``W[:, :, i, j]``, each multiplied by
   ``conv_scale`` (``"paper"``: ``sqrt(kh*kw)/sqrt(2)``, the paper's k/sqrt(2) with k^2 = kh*kw;
   ``"weightwatcher"``: ``1/sqrt(2)``, WeightWatcher's default; ``"none"``: 1), their eigenvalues pooled
-  into one ESD; ``"stacked"`` (method 2): one ``out x (in*kh*kw)`` matrix; ``"fft"`` (method 3): the
+  into one ESD; ``"stacked"`` (the paper's method 2): the slices stacked into one ``(kh*kw*out) x in``
+  matrix; ``"fft"`` (method 3): the
   per-frequency matrices of the kernel's 2-D FFT on an ``fft_size`` grid (the singular values of the
-  circular convolution operator, Sedghi et al. 2019).
+  circular convolution operator, Sedghi et al. 2019). Grouped convolutions (``groups > 1``, e.g. depthwise) are
+  left out: a depthwise slice is an ``out x 1`` column, whose "ESD" is a squared column norm, not a spectrum.
+- ESDs of fewer than 20 eigenvalues (an MLP's 10-class output layer) are fitted by WeightWatcher 0.7.7's
+  small-sample rule (:func:`fit_tail`) and flagged ``small_esd``; :func:`summarize` can leave ESDs under a
+  stated size out of the averages instead (the paper-era setup skipped those under 50).
 - Logarithms are base 10: ``log_norm = log10 ||W||_F^2 = log10 sum(lambda)``,
   ``log_spectral_norm = log10 lambda_max``, ``alpha_weighted = alpha * log10 lambda_max``,
   ``log_alpha_norm = log10 sum(lambda^alpha)``, ``stable_rank = sum(lambda) / lambda_max``.
@@ -29,7 +34,7 @@ from torch import nn
 
 from .. import core
 from ..stats import bootstrap_interval
-from .powerlaw import fit_power_law
+from .powerlaw import SMALL_N, PowerLawFit, fit_power_law, fit_power_law_small_n
 
 CONV_SCALES = ("paper", "weightwatcher", "none")
 CONV_METHODS = ("slices", "stacked", "fft")
@@ -58,7 +63,7 @@ def _conv2d_matrices(w: torch.Tensor, method: str, scale: str, fft_size: int | N
         factor = {"paper": math.sqrt(kh * kw) / math.sqrt(2), "weightwatcher": 1 / math.sqrt(2), "none": 1.0}[scale]
         return w.permute(2, 3, 0, 1).reshape(kh * kw, out_c, in_c) * factor
     if method == "stacked":
-        return w.reshape(1, out_c, in_c * kh * kw)
+        return w.permute(2, 3, 0, 1).reshape(1, kh * kw * out_c, in_c)
     n = fft_size or max(kh, kw)
     spectrum = torch.fft.fft2(w.double(), s=(n, n))        # (out, in, n, n), complex128
     return spectrum.permute(2, 3, 0, 1).reshape(n * n, out_c, in_c)
@@ -66,7 +71,8 @@ def _conv2d_matrices(w: torch.Tensor, method: str, scale: str, fft_size: int | N
 
 def layer_matrices(model: nn.Module, conv_method: str = "slices", conv_scale: str = "paper",
                    fft_size: int | None = None) -> list[LayerMatrices]:
-    """The weight matrices of every Linear, Embedding, Conv1D and Conv2D layer of ``model``, by module name.
+    """The weight matrices of every Linear, Embedding, Conv1D and ungrouped Conv2D layer of ``model``, by module
+    name (grouped and depthwise convolutions are left out: see the module docstring).
 
     Non-finite weights raise ``ValueError`` naming the layer.
     """
@@ -85,7 +91,7 @@ def layer_matrices(model: nn.Module, conv_method: str = "slices", conv_scale: st
             layers.append(LayerMatrices(name, "conv1d" if kind == "Conv1D" else "linear", w[None]))
         elif isinstance(module, nn.Embedding):
             layers.append(LayerMatrices(name, "embedding", w[None], is_embedding=True))
-        elif isinstance(module, nn.Conv2d):
+        elif isinstance(module, nn.Conv2d) and module.groups == 1:
             layers.append(LayerMatrices(name, "conv2d", _conv2d_matrices(w, conv_method, conv_scale, fft_size)))
         else:
             continue
@@ -121,8 +127,21 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else -math.inf
 
 
+def fit_tail(evals: np.ndarray, noise: float = 0.0, min_value: float = 0.0, **fit_options) -> PowerLawFit:
+    """The power-law fit of one ESD's eigenvalues above the noise floor ``noise`` (and ``min_value``): with fewer
+    than :data:`~studylib.metrics.powerlaw.SMALL_N` of them (and no other fit options), WeightWatcher 0.7.7's
+    small-sample rule (:func:`~studylib.metrics.powerlaw.fit_power_law_small_n`), else the KS scan
+    (:func:`~studylib.metrics.powerlaw.fit_power_law`, which takes the options)."""
+    floor = max(noise, min_value)
+    if int((np.asarray(evals) > floor).sum()) < SMALL_N and not fit_options:
+        return fit_power_law_small_n(evals, min_value=floor)
+    return fit_power_law(evals, min_value=floor, **fit_options)
+
+
 def spectral_metrics(evals: np.ndarray, min_evals: int = 10, rank_tol: float = 0.0, **fit_options) -> dict:
-    """The per-matrix metrics of one ESD (see the module docstring), with the power-law fit and its status.
+    """The per-matrix metrics of one ESD (see the module docstring), with the power-law fit (:func:`fit_tail`)
+    and its status; ``small_esd``: fewer than :data:`~studylib.metrics.powerlaw.SMALL_N` eigenvalues above the
+    noise floor, fitted by the small-sample rule.
 
     Status: ``"ok"``; ``"zero_matrix"`` (all eigenvalues 0); ``"too_few_values"`` (fewer than
     ``min_evals`` eigenvalues above ``rank_tol * lambda_max``, e.g. a rank-1 matrix); or the fit's own
@@ -135,13 +154,13 @@ def spectral_metrics(evals: np.ndarray, min_evals: int = 10, rank_tol: float = 0
            "log_spectral_norm": _log10(lam_max), "stable_rank": total / lam_max if lam_max > 0 else math.nan}
     noise = rank_tol * lam_max
     positive = int((evals > noise).sum())
+    row["small_esd"] = positive < SMALL_N
     if lam_max == 0:
         status, fit = "zero_matrix", None
     elif positive < min_evals:
         status, fit = "too_few_values", None
     else:
-        fit_options["min_value"] = max(fit_options.get("min_value", 0.0), noise)
-        fit = fit_power_law(evals, **fit_options)
+        fit = fit_tail(evals, noise, **fit_options)
         status = fit.status
     if fit is None or status != "ok":
         row.update(alpha=math.nan, xmin=math.nan, D=math.nan, sigma=math.nan,
@@ -206,9 +225,10 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
     """
     layers = layer_matrices(model, conv_method, conv_scale, fft_size)
     esds = eigenvalues(layers, dtype, device)
-    rows, spike_thresholds = [], []
+    rows, spike_thresholds, noise_floors = [], [], []
     for layer, evals in zip(layers, esds):
         rank_tol = layer.N * torch.finfo(dtype).eps  # numerical-rank tolerance, relative to lambda_max
+        noise_floors.append(rank_tol * float(evals.max(initial=0.0)))
         rows.append({"name": layer.name, "kind": layer.kind, "is_embedding": layer.is_embedding,
                      "N": layer.N, "M": layer.M, "num_matrices": layer.matrices.shape[0],
                      **spectral_metrics(evals, min_evals, rank_tol, **dict(fit_options))})
@@ -218,10 +238,10 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
             spike_thresholds.append(edge + SPIKE_MARGIN * tracy_widom_scale(layer.N, layer.M, var))
             rows[-1].update(mp_bulk_max=edge, num_spikes=int((evals > spike_thresholds[-1]).sum()))
     if alpha_ci > 0:
-        for row, evals in zip(rows, esds):
+        for row, noise, evals in zip(rows, noise_floors, esds):
             ok = row["status"] == "ok"
-            row["alpha_lo"], row["alpha_hi"] = (alpha_interval(evals, alpha_ci, seed, **fit_options) if ok
-                                                else (math.nan, math.nan))
+            row["alpha_lo"], row["alpha_hi"] = (alpha_interval(evals, alpha_ci, seed, noise=noise, **fit_options)
+                                                if ok else (math.nan, math.nan))
     if randomize:
         gen = torch.Generator().manual_seed(seed)
         shuffled = [shuffle_entries(layer, gen) for layer in layers]
@@ -236,11 +256,18 @@ def analyze(model: nn.Module, conv_method: str = "slices", conv_scale: str = "pa
 AVERAGED = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank")
 
 
+#: the paper-era setup's smallest ESD in an average (WeightWatcher's ``min_evals`` then)
+PAPER_MIN_EVALS = 50
+
+
 def summarize(df: pd.DataFrame, include_embeddings: bool = False, n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> pd.DataFrame:
+              level: float = 0.95, min_evals: int = 0) -> pd.DataFrame:
     """Average each metric over layers, failed fits excluded and counted (WeightWatcher averages them in),
-    with a bootstrap (over layers) percentile confidence interval."""
+    with a bootstrap (over layers) percentile confidence interval. ``min_evals``: ESDs of fewer eigenvalues are
+    left out first (e.g. :data:`PAPER_MIN_EVALS`), counted in ``n_small``."""
     rows = df if include_embeddings else df[~df.is_embedding]
+    small = int((rows.num_evals < min_evals).sum())
+    rows = rows[rows.num_evals >= min_evals]
     rng = np.random.default_rng(seed)  # one stream for every metric's interval
     out = []
     for metric in AVERAGED:
@@ -249,13 +276,14 @@ def summarize(df: pd.DataFrame, include_embeddings: bool = False, n_boot: int = 
         lo, hi = (bootstrap_interval(np.mean, good, n_boot=n_boot, seed=rng, level=level) if len(good)
                   else (math.nan, math.nan))
         out.append({"metric": metric, "mean": float(good.mean()) if len(good) else math.nan, "ci_low": lo,
-                    "ci_high": hi, "n_used": len(good), "n_excluded": len(values) - len(good)})
+                    "ci_high": hi, "n_used": len(good), "n_excluded": len(values) - len(good), "n_small": small})
     return pd.DataFrame(out).set_index("metric")
 
 
-def alpha_interval(evals: np.ndarray, n_boot: int = 200, seed: int = 0, level: float = 0.95,
+def alpha_interval(evals: np.ndarray, n_boot: int = 200, seed: int = 0, level: float = 0.95, noise: float = 0.0,
                    **fit_options) -> tuple[float, float]:
-    """Bootstrap percentile interval for one layer's alpha: eigenvalues resampled with replacement, and
-    the whole fit (xmin scan included) redone each time."""
-    return bootstrap_interval(lambda sample: fit_power_law(sample, **fit_options).alpha, evals, n_boot=n_boot,
+    """Bootstrap percentile interval for one layer's alpha: eigenvalues resampled with replacement, and the
+    whole fit (:func:`fit_tail` above the same noise floor ``noise`` as the point estimate, xmin scan included)
+    redone each time."""
+    return bootstrap_interval(lambda sample: fit_tail(sample, noise, **fit_options).alpha, evals, n_boot=n_boot,
                               seed=seed, level=level)

@@ -13,6 +13,10 @@ candidate xmins at once:
 Options: ``xmin`` fixes it (no scan), ``xmax`` drops values above it and uses the truncated-at-xmax
 likelihood (exact MLE by root finding; powerlaw 1.5 instead maximises the untruncated density over the
 truncated data, a different and biased estimate), ``min_tail`` requires a minimum tail size.
+
+Samples of fewer than :data:`SMALL_N` values get WeightWatcher 0.7.7's small-sample rule instead
+(:func:`fit_power_law_small_n`), as WeightWatcher does: at 10 eigenvalues the scan above can pick a 2-point
+tail and report any alpha.
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ import numpy as np
 
 #: fit status values
 OK, TOO_FEW, DEGENERATE = "ok", "too_few_values", "degenerate"
+#: samples smaller than this are fitted by :func:`fit_power_law_small_n` (WeightWatcher 0.7.7's ``SMALL_N_CUTOFF``)
+SMALL_N = 20
+#: the smallest tail the small-sample rule considers (WeightWatcher 0.7.7's ``k_min``)
+SMALL_N_MIN_TAIL = 8
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,43 @@ def fit_power_law(values, xmin: float | None = None, xmax: float | None = None, 
     best = int(np.argmin(np.where(ok, Ds, np.inf)))
     a, n = float(alphas[best]), int(n_tails[best])
     return PowerLawFit(a, float(xmins[best]), float(Ds[best]), (a - 1) / np.sqrt(n), n)
+
+
+def fit_power_law_small_n(values, min_tail: int = SMALL_N_MIN_TAIL, min_value: float = 0.0) -> PowerLawFit:
+    """WeightWatcher 0.7.7's fit of a sample of fewer than :data:`SMALL_N` values, as it comes out of ``WWFit``:
+    for every candidate xmin (each sorted value but the largest) whose tail holds at least ``min_tail`` values,
+    the bias-corrected MLE ``alpha = 1 + (n - 1) / sum(log(x / xmin))`` and the KS distance
+    ``D = max |i/n - F_fit(x_i)|`` over the sorted tail; the candidate with the smallest D wins (the first on
+    ties). (``fit_powerlaw_smallN`` ranks the candidates by ``D - 0.868 / sqrt(n)``, but ``WWFit.__init__`` then
+    overrides that choice with the smallest D.) With no such candidate the whole sample is the tail.
+    ``min_value`` as in :func:`fit_power_law`."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(x).all():
+        raise ValueError("fit_power_law_small_n: values contain NaN or Inf")
+    x = np.sort(x[x > max(min_value, 0.0)])
+    if len(x) < 2:
+        return _failed(TOO_FEW, len(x))
+    if x[0] == x[-1]:
+        return _failed(DEGENERATE, len(x))
+    logx = np.log(x)
+
+    def candidate(i):
+        n = len(x) - i
+        s = float(logx[i:].sum() - n * logx[i])
+        if s <= 1e-12:
+            return None
+        alpha = 1.0 + (n - 1.0) / s
+        if alpha <= 1.0:
+            return None
+        return alpha, float(np.abs(np.arange(n) / n - (1.0 - (x[i:] / x[i]) ** (1.0 - alpha))).max()), n
+
+    fits = {i: candidate(i) for i in range(len(x) - 1) if len(x) - i >= min_tail}
+    fits = {i: f for i, f in fits.items() if f is not None} or {0: candidate(0)}
+    if fits.get(0, True) is None:
+        return _failed(DEGENERATE, len(x))
+    best = min(fits, key=lambda i: (fits[i][1], i))
+    alpha, D, n = fits[best]
+    return PowerLawFit(float(alpha), float(x[best]), D, float((alpha - 1) / np.sqrt(n)), n)
 
 
 def _ks_fixed(x: np.ndarray, xmin: float, alpha: float, xmax: float | None) -> float:

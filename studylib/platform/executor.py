@@ -10,13 +10,12 @@ the cache: results that are dicts with a ``from_cache`` key are counted).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, Callable
 
-from .progress import progress
+from .progress import progress, report
 
 
 def _init_worker(threads: int) -> None:
@@ -41,16 +40,8 @@ def run_grid(fn: Callable[..., Any], tasks: list[dict], workers: int | None = No
         results = [fn(**task) for task in progress(tasks, desc=desc)]
     else:
         results = _run_local(fn, tasks, workers, desc)
-    _report(summary(desc, results, time.monotonic() - start))
+    report(summary(desc, results, time.monotonic() - start))
     return results
-
-
-def _report(line: str) -> None:
-    """A grid's summary line, shown where :func:`~studylib.platform.progress.progress` shows its bars (a terminal, or
-    ``STUDYLIB_PROGRESS=lines``); never on a page. Kept here: a change to the progress module would re-key every
-    cached run."""
-    if sys.stderr.isatty() or os.environ.get("STUDYLIB_PROGRESS") == "lines":
-        print(line, file=sys.stderr, flush=True)
 
 
 def summary(desc: str, results: list, seconds: float) -> str:

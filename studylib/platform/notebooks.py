@@ -80,13 +80,30 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def run_times(folder: Path | None = None) -> list[dict]:
-    """Profile and seconds of each executed notebook, read from papermill's metadata."""
+def runs_created(start: str, end: str, runs: Path | None = None) -> int:
+    """The number of cached runs created between ``start`` and ``end`` (papermill's ISO times, with their time
+    zone): the runs an execution computed rather than read from the cache. The cache stamps ``created`` in the
+    machine's local time."""
+    from datetime import datetime
+    if not start or not end:
+        return 0
+    local = [datetime.fromisoformat(t).astimezone().replace(tzinfo=None) for t in (start, end)]
+    count = 0
+    for meta in Path(runs or config.runs_dir()).glob("*/*/meta.json"):
+        created = datetime.fromisoformat(json.loads(meta.read_text())["created"])
+        count += local[0] <= created <= local[1]
+    return count
+
+
+def run_times(folder: Path | None = None, runs: Path | None = None) -> list[dict]:
+    """Profile, seconds and runs computed (:func:`runs_created`) of each executed notebook, from papermill's
+    metadata."""
     rows = []
     for nb in sorted(Path(folder or executed_dir()).glob("*.ipynb")):
         meta = json.loads(nb.read_text())["metadata"].get("papermill", {})
         rows.append({"notebook": nb.stem, "profile": meta.get("parameters", {}).get("PROFILE", "?"),
-                     "seconds": round(meta.get("duration") or 0.0, 1), "finished": meta.get("end_time", "")})
+                     "seconds": round(meta.get("duration") or 0.0, 1), "finished": meta.get("end_time", ""),
+                     "computed": runs_created(meta.get("start_time", ""), meta.get("end_time", ""), runs)})
     return rows
 
 
@@ -94,10 +111,11 @@ def write_run_times_page(folder: Path | None = None, root: Path | None = None) -
     """Write ``book/_generated/run_times.md``: the table of measured notebook run times the
     "rerun it" page includes."""
     rows = run_times(folder)
-    lines = ["| notebook | profile | run time (s) | finished (UTC) |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['notebook']} | {r['profile']} | {r['seconds']} | {r['finished'][:19]} |" for r in rows]
+    lines = ["| notebook | profile | run time (s) | runs computed | finished (UTC) |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['notebook']} | {r['profile']} | {r['seconds']} | {r['computed']} | {r['finished'][:19]} |"
+              for r in rows]
     total = sum(r["seconds"] for r in rows)
-    lines.append(f"| **all** | | **{total:.1f}** | |")
+    lines.append(f"| **all** | | **{total:.1f}** | **{sum(r['computed'] for r in rows)}** | |")
     out = Path(root or config.repo_root()) / "book" / "_generated" / "run_times.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -3,7 +3,7 @@
 Used by every chapter that trains. On a terminal (stderr a tty) a loop shows a tqdm bar. Elsewhere (a
 notebook, whose outputs become the book's pages) it is silent, unless ``STUDYLIB_PROGRESS=lines``, which
 prints plain lines at most about every ``every`` seconds (for log files of long batch jobs). A grid prints
-one summary line instead (:func:`studylib.platform.executor.run_grid`).
+one summary line instead (:func:`report`, from :func:`studylib.platform.executor.run_grid`).
 """
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 
+def _lines() -> bool:
+    return os.environ.get("STUDYLIB_PROGRESS") == "lines"
+
+
+def report(line: str, stream=None) -> None:
+    """One line (a grid's summary) where :func:`progress` shows its bars: a terminal, or ``STUDYLIB_PROGRESS=lines``;
+    never on a page."""
+    stream = stream or sys.stderr
+    if stream.isatty() or _lines():
+        print(line, file=stream, flush=True)
+
+
 def progress(items: Iterable[T], total: int | None = None, desc: str = "", every: float = 10.0,
              stream=None) -> Iterator[T]:
     stream = stream or sys.stderr
@@ -23,7 +35,7 @@ def progress(items: Iterable[T], total: int | None = None, desc: str = "", every
         from tqdm.std import tqdm
         yield from tqdm(items, total=total, desc=desc, file=stream)
         return
-    if os.environ.get("STUDYLIB_PROGRESS") != "lines":
+    if not _lines():
         yield from items
         return
     start = last = time.monotonic()

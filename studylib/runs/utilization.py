@@ -6,13 +6,18 @@ Used by the layer utilization and re-initialisation chapter (through :mod:`study
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from .. import core, data, nets, training
 from ..metrics.utilization import layer_contribution, layer_utilization, linear_layers, with_layers_reset
 from ..platform.cache import RunResult
+
+#: how a run's training ends (:func:`train_sgd`)
+STOPS = ("fixed", "plateau")
 
 
 def shuffle_labels(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,12 +36,67 @@ def shuffle_labels(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarra
     return noisy, picked
 
 
+def train_sgd(model: nn.Module, x, y, lr: float, momentum: float, batch_size: int, max_epochs: int,
+              stop: str = "fixed", patience: int = 20, tol: float = 1e-3, interpolation_loss: float | None = 1e-4,
+              seed: int = 0, device=None, at_epochs: dict[int, Callable[[], None]] | None = None) -> dict:
+    """Plain SGD with momentum on cross-entropy, the chapter's loop; batches drawn from a generator seeded by
+    ``seed``.
+
+    ``stop="fixed"``: exactly ``max_epochs`` epochs, as the paper trains (10,000). ``stop="plateau"``: until the
+    best training loss has not improved by a relative ``tol`` for ``patience`` epochs, the training loss falls
+    below ``interpolation_loss`` (``None``: never) or ``max_epochs`` run out. Either stops if the loss diverges.
+    ``at_epochs``: epoch -> a callback run after that epoch (the model in eval mode during the call).
+    Returns the per-epoch training losses, the epochs run and why training ended.
+    """
+    if stop not in STOPS:
+        raise ValueError(f"stop={stop!r}; stop accepts one of {STOPS}")
+    dev = core.device(device)
+    model.to(dev).train()
+    x, y = torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    losses, best, since_best, reason = [], math.inf, 0, "fixed epochs" if stop == "fixed" else "epoch cap"
+    for _ in range(max_epochs):
+        total = 0.0
+        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+            idx = idx.to(dev)
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(y))
+        if len(losses) in (at_epochs or {}):
+            model.eval()
+            at_epochs[len(losses)]()
+            model.train()
+        if not math.isfinite(losses[-1]):
+            reason = "diverged"
+            break
+        if stop == "fixed":
+            continue
+        if losses[-1] < best * (1 - tol):
+            best, since_best = losses[-1], 0
+        else:
+            since_best += 1
+        if interpolation_loss is not None and losses[-1] < interpolation_loss:
+            reason = "interpolated"
+            break
+        if since_best >= patience:
+            reason = "plateau"
+            break
+    model.eval()
+    return {"train_losses": losses, "epochs": len(losses), "stop_reason": reason}
+
+
 def utilization_run(p: dict):
     """One cacheable run of the chapter's grid: train the paper's MLP on data with shuffled labels and
     measure everything the chapter plots (no weights are stored: every figure needs only these numbers).
 
-    ``p`` keys: dataset, n_train, n_test, width, depth, noise, repeat, lr, momentum, batch_size,
-    max_epochs, patience, seed, device.
+    ``p`` keys: dataset, n_train, n_test, width, depth, noise, repeat, lr, momentum, batch_size, stop,
+    max_epochs, patience, interpolation_loss (:func:`train_sgd`), checkpoints, seed, device. The metrics are the
+    measurements (:func:`measure`) after training; the records hold the same measurements after each epoch of
+    ``checkpoints`` that training reached (the chapter's training-length check).
     """
     if p["depth"] < 2:
         raise ValueError(f"depth={p['depth']!r}; depth accepts an int >= 2 (the number of linear layers)")
@@ -44,40 +104,56 @@ def utilization_run(p: dict):
     x_tr, x_te = ds.x_train.reshape(len(ds.y_train), -1), ds.x_test.reshape(len(ds.y_test), -1)
     run_seed = p["seed"] * 1000 + p["repeat"]
     y_noisy, _ = shuffle_labels(ds.y_train, p["noise"], run_seed)
-    changed = y_noisy != ds.y_train
     torch.manual_seed(run_seed)
     model = nets.mlp(x_tr.shape[1], [p["width"]] * (p["depth"] - 1), ds.num_classes)  # the paper's MLP
     init_state = {k: v.clone() for k, v in model.state_dict().items()}
-    info = training.train_to_convergence(model, x_tr, y_noisy, p["lr"], p["momentum"], p["batch_size"],
-                                         p["max_epochs"], p["patience"], seed=run_seed, device=p["device"])
+    splits = {"train": (x_tr, y_noisy), "original": (x_tr, ds.y_train), "test": (x_te, ds.y_test)}
     dev = core.device(p["device"])
+    records = []
+
+    def checkpoint(epoch):
+        return lambda: records.append({"epoch": epoch, **measure(model, init_state, splits, dev)})
+
+    info = train_sgd(model, x_tr, y_noisy, p["lr"], p["momentum"], p["batch_size"], p["max_epochs"], p["stop"],
+                     p["patience"], interpolation_loss=p["interpolation_loss"], seed=run_seed, device=p["device"],
+                     at_epochs={e: checkpoint(e) for e in p["checkpoints"]})
+    metrics = {**measure(model, init_state, splits, dev), "noisy_fraction": float((y_noisy != ds.y_train).mean()),
+               "majority_rate": float(np.bincount(y_noisy).max() / len(y_noisy)), "epochs": info["epochs"],
+               "stop_reason": info["stop_reason"], "num_parameters": nets.num_parameters(model),
+               "train_losses": info["train_losses"]}
+    return RunResult(records, metrics)
+
+
+def measure(model: nn.Module, init_state: dict, splits: dict, dev) -> dict:
+    """What the chapter reads off a model: losses and accuracies, the generalization gap, resilience both ways
+    (``resilience`` on the recovered examples, the training examples whose label was changed, and
+    ``resilience_all`` on the whole training set, both against the original labels; NaN without changed
+    labels), the per-layer utilization and contributions (``layers``) and the test loss and accuracy with the
+    last k = 1, 2 layers reset to their initial weights. ``splits``: ``"train"`` (the noisy labels trained on),
+    ``"original"`` (the same inputs with the original labels) and ``"test"``, each (inputs, labels)."""
+    x_tr, y_noisy = splits["train"]
+    y_orig = splits["original"][1]
+    changed = y_noisy != y_orig
 
     def scores(m, x, y):  # loss and accuracy over every example at once
         out = training.evaluate(m, core.array_batches(x, y, len(y)), dev)
         return out["loss"], out["acc"]
 
-    def test_loss(m, _=None):
-        return scores(m, x_te, ds.y_test)[0]
-
-    def train_loss_of(m, _=None):
-        return scores(m, x_tr, y_noisy)[0]
-
-    def recovered_loss(m, _=None):
-        return scores(m, x_tr[changed], ds.y_train[changed])[0] if changed.any() else math.nan
-
-    train_loss, train_acc = scores(model, x_tr, y_noisy)
-    te_loss, te_acc = scores(model, x_te, ds.y_test)
+    losses = {"train_loss": lambda m: scores(m, *splits["train"])[0],
+              "test_loss": lambda m: scores(m, *splits["test"])[0],
+              "resilience": lambda m: scores(m, x_tr[changed], y_orig[changed])[0] if changed.any() else math.nan,
+              "resilience_all": lambda m: scores(m, x_tr, y_orig)[0]}
+    train_loss, train_acc = scores(model, *splits["train"])
+    test_loss, test_acc = scores(model, *splits["test"])
     util = layer_utilization(model, init_state)
     layers = linear_layers(model)
-    util["contribution_train_loss"] = [layer_contribution(model, init_state, l, train_loss_of, None) for l in layers]
-    util["contribution_test_loss"] = [layer_contribution(model, init_state, l, test_loss, None) for l in layers]
-    util["contribution_resilience"] = [layer_contribution(model, init_state, l, recovered_loss, None) for l in layers]
-    metrics = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": te_loss, "test_acc": te_acc,
-               "generalization": abs(train_loss - te_loss), "resilience": recovered_loss(model),
-               "noisy_fraction": float(changed.mean()), "epochs": info["epochs"], "stop_reason": info["stop_reason"],
-               "num_parameters": nets.num_parameters(model), "layers": util.to_dict("list")}
+    for name, loss in losses.items():
+        util[f"contribution_{name}"] = [layer_contribution(model, init_state, l, lambda m, _: loss(m), None)
+                                        for l in layers]
+    out = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
+           "generalization": abs(train_loss - test_loss), "resilience": losses["resilience"](model),
+           "resilience_all": losses["resilience_all"](model), "layers": util.to_dict("list")}
     for k in (1, 2):
-        loss_k, acc_k = scores(with_layers_reset(model, init_state, layers[-k:]), x_te, ds.y_test)
-        metrics[f"reinit_last{k}_test_loss"], metrics[f"reinit_last{k}_test_acc"] = loss_k, acc_k
-    records = [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(info["train_losses"])]
-    return RunResult(records, metrics)
+        out[f"reinit_last{k}_test_loss"], out[f"reinit_last{k}_test_acc"] = scores(
+            with_layers_reset(model, init_state, layers[-k:]), *splits["test"])
+    return out

@@ -35,6 +35,46 @@ PAPER_SERIES_TABLE = pd.DataFrame([
 PAPER_METRICS = ("log_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm")
 
 
+#: seed 002 (the draft, the source text), Table 1: RMSE (top-1 error, %) of the linear fit of top-1 error on each
+#: average metric, per ImageNet series (ResNet-1K: trained on ImageNet-1K); columns as :data:`PAPER_METRICS`
+PAPER_TABLE1_RMSE = pd.DataFrame([("VGG", 6, .56, .53, .48, .42), ("ResNet", 5, .9, 1.4, .61, .66),
+                                  ("ResNet-1K", 19, 2.4, 3.6, 1.8, 1.9), ("DenseNet", 4, .3, .26, .16, .21)],
+                                 columns=["series", "n", *PAPER_METRICS])
+#: seed 002 (the draft), Table 5: R^2 and MSE of the linear fits over 17 architecture series of 168 pre-trained
+#: models on 5 data sets (series of 4 or more models), mean and standard deviation over the series
+PAPER_TABLE5 = pd.DataFrame({"log_norm": (.63, .34, 4.54, 8.69), "log_spectral_norm": (.55, .36, 9.62, 23.06),
+                             "alpha_weighted": (.64, .29, 3.14, 5.14), "log_alpha_norm": (.64, .30, 2.92, 5.00)},
+                            index=["R² mean", "R² std", "MSE mean", "MSE std"])
+#: page labels of the averaged metrics
+METRIC_LABELS = {"alpha": "alpha", "log_norm": "log10 ||W||_F^2", "log_spectral_norm": "log10 lambda_max",
+                 "alpha_weighted": "alpha_weighted", "log_alpha_norm": "log10 alpha-norm"}
+
+
+def table1_beside_ours(ours: pd.DataFrame) -> pd.DataFrame:
+    """The source text's Table 1 (RMSE per series and metric) with the in-sample RMSE of our series beside it
+    (``ours``: :func:`studylib.stats.series_table`), one row per metric. RMSE is in accuracy points for both (the
+    paper fits top-1 error, which is 100 minus accuracy: the same residuals)."""
+    paper = PAPER_TABLE1_RMSE.set_index("series")
+    columns = {f"paper: {series} ({int(r.n)} models)": [r[m] for m in PAPER_METRICS] for series, r in paper.iterrows()}
+    for series, g in ours[ours.metric.isin(PAPER_METRICS)].groupby("series", sort=False):
+        g = g.set_index("metric")
+        columns[f"ours: {series} ({int(g.n.iloc[0])} models)"] = [g.loc[m, "rmse"] for m in PAPER_METRICS]
+    return pd.DataFrame(columns, index=pd.Index([METRIC_LABELS[m] for m in PAPER_METRICS], name="metric"))
+
+
+def table5_beside_ours(ours: pd.DataFrame) -> pd.DataFrame:
+    """The source text's Table 5 (R^2 and MSE over its series, mean and standard deviation) beside the same over
+    our series (``ours``: :func:`studylib.stats.series_table`), one column pair per metric."""
+    rows = ours[ours.metric.isin(PAPER_METRICS)].assign(mse=lambda d: d.rmse ** 2)
+    by = rows.groupby("metric")
+    mine = pd.DataFrame({m: (by.r2.mean()[m], by.r2.std()[m], by.mse.mean()[m], by.mse.std()[m])
+                         for m in PAPER_METRICS}, index=PAPER_TABLE5.index)
+    n = rows.series.nunique()
+    out = pd.concat({"paper (17 series)": PAPER_TABLE5, f"ours ({n} series)": mine}, axis=1).swaplevel(axis=1)
+    out = out[[(m, side) for m in PAPER_METRICS for side in ("paper (17 series)", f"ours ({n} series)")]]
+    return out.rename(columns=METRIC_LABELS, level=0)
+
+
 def paper_table_long() -> pd.DataFrame:
     """The paper's published series table, one row per (series, metric)."""
     rows = []
@@ -74,6 +114,28 @@ def train_series(widths, epochs, n_train, seed, device, workers=None) -> pd.Data
     return pd.DataFrame(run_grid(train_series_member, tasks, workers=workers, desc="MLP series"))
 
 
+def quality_epochs(n_train: int, steps: int, batch_size: int = 128) -> int:
+    """Epochs that give about ``steps`` optimiser steps on ``n_train`` examples: the quality series trains every
+    member for the same number of steps, so its members differ in the data they saw, not in how long they trained."""
+    return max(1, math.ceil(steps * batch_size / n_train))
+
+
+def train_quality_series(sizes, width: int, steps: int, seed: int, device: str, workers=None) -> pd.DataFrame:
+    """The quality series: one architecture (the 784-w-w-10 MLP of :func:`train_series_member`) trained on
+    Fashion-MNIST training sets of ``sizes`` examples for about ``steps`` steps each (:func:`quality_epochs`):
+    test accuracy varies while every matrix keeps its shape, so the initialiser cannot order the metrics."""
+    tasks = [dict(width=width, epochs=quality_epochs(n, steps), n_train=n, seed=seed, device=device) for n in sizes]
+    runs = pd.DataFrame(run_grid(train_series_member, tasks, workers=workers, desc="quality series"))
+    return runs.assign(epochs=[t["epochs"] for t in tasks])
+
+
+def initial_member(width: int, seed: int) -> torch.nn.Module:
+    """The width series' member of ``width`` as it was before training (the run seeds torch the same way before
+    building it): the null of the width series, whose metrics come from the initialiser alone."""
+    torch.manual_seed(seed)
+    return nets.mlp(784, [width, width], 10).eval()
+
+
 def correlation_flow(details: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Alpha against depth: for each model, its non-embedding layers in order, with relative depth in [0, 1]."""
     frames = []
@@ -85,14 +147,38 @@ def correlation_flow(details: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def model_summaries(details: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.DataFrame:
-    """One row per model: each averaged metric (failed fits excluded) and the number of failed fits."""
+    """One row per model: each averaged metric over every fitted layer (ESDs under 20 eigenvalues by
+    WeightWatcher 0.7.7's small-sample rule), the number of failed fits, the number of small ESDs, and the mean
+    alpha of the paper-era reading, which leaves ESDs under :data:`studylib.metrics.esd.PAPER_MIN_EVALS`
+    eigenvalues out (NaN when none is left)."""
     rows = []
     for name, df in details.items():
         s = esd.summarize(df, n_boot=n_boot, seed=seed)
+        large = esd.summarize(df, n_boot=n_boot, seed=seed, min_evals=esd.PAPER_MIN_EVALS)
         rows.append({"model": name, **s["mean"].to_dict(), "alpha_ci_low": s.loc["alpha", "ci_low"],
                      "alpha_ci_high": s.loc["alpha", "ci_high"], "failed_fits": int(s.loc["alpha", "n_excluded"]),
-                     "layers": int(s.loc["alpha", "n_used"] + s.loc["alpha", "n_excluded"])})
+                     "layers": int(s.loc["alpha", "n_used"] + s.loc["alpha", "n_excluded"]),
+                     "small_esds": int(weight_layers(df).small_esd.sum()),
+                     f"alpha_min{esd.PAPER_MIN_EVALS}": large.loc["alpha", "mean"]})
     return pd.DataFrame(rows)
+
+
+def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`model_summaries` for a page: readable headers, mean alpha with its interval in one cell, the two
+    readings of small ESDs side by side."""
+    def alpha_text(r):
+        if not np.isfinite(r.alpha):
+            return "-"
+        return f"{r.alpha:.2f} [{r.alpha_ci_low:.2f}, {r.alpha_ci_high:.2f}]"
+    paper_era = f"alpha_min{esd.PAPER_MIN_EVALS}"
+    return pd.DataFrame({
+        "weight layers": summary.layers, "failed fits": summary.failed_fits, "ESDs under 20 eigenvalues": summary.small_esds,
+        "mean alpha [95% CI], every fitted layer": [alpha_text(r) for r in summary.itertuples()],
+        f"mean alpha, ESDs of {esd.PAPER_MIN_EVALS}+ eigenvalues": summary[paper_era].map(
+            lambda v: "-" if not np.isfinite(v) else f"{v:.2f}"),
+        "mean alpha_weighted": summary.alpha_weighted.round(2), "mean log10 ||W||_F^2": summary.log_norm.round(2),
+        "mean log10 lambda_max": summary.log_spectral_norm.round(2),
+        "mean log10 alpha-norm": summary.log_alpha_norm.round(2)}).set_axis(summary.model).rename_axis("model")
 
 
 def layer_esd(model: torch.nn.Module, name: str, alpha_ci: int = 0, **options) -> tuple[np.ndarray, np.ndarray, pd.Series]:
@@ -130,6 +216,18 @@ PAPER_TABLE2 = pd.DataFrame([
 def weight_layers(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of an :func:`studylib.metrics.esd.analyze` frame that are weight layers (embeddings left out)."""
     return df[~df.is_embedding]
+
+
+def layer_changes(details: dict[str, pd.DataFrame], well: str, poor: str) -> pd.DataFrame:
+    """Scale collapse read per layer, as the authors' response defines it ("the size scale or norm of one or
+    more layers changes a lot, while [that] of the remaining layers changes very little"): for each weight layer
+    of two models of one architecture, the change from ``well`` to ``poor`` of log10 lambda_max and of
+    log10 ||W||_F^2."""
+    a, b = (weight_layers(details[name]).set_index("name") for name in (well, poor))
+    out = pd.DataFrame({"change in log10 lambda_max": b.log_spectral_norm - a.log_spectral_norm,
+                        "change in log10 ||W||_F^2": b.log_norm - a.log_norm})
+    out.index.name = "layer"
+    return out
 
 
 #: the chapter's sources, as the verdicts page names them
@@ -186,6 +284,11 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
         out.append(replace(claims.not_testable(claim, where, f"series of {', '.join(map(str, sizes))} models: "
                                                f"Shapiro-Wilk has no power below {stats.NORMALITY_MIN_N}"),
                            paper=RESPONSE))
+    out.append(replace(claims.not_testable(
+        "Scale collapse: in a deficiently trained model a few layers' norms change a lot, the rest very little",
+        "response to the reviewers; §5, Table 2", "a per-layer test needs a twin of many layers trained on less data; "
+        "offline there is MiniLM's random twin (its every layer differs by the initialiser) and an MLP of three "
+        "matrices (the per-layer changes are shown above)"), paper=RESPONSE))
     out.append(claims.not_testable("Correlation flow: better architectures keep alpha near 2 through depth "
                                    "(ResNet vs VGG)", "§4, Fig. 4", "needs several pre-trained architectures of one "
                                    "task; only EfficientNet-Lite is available offline"))

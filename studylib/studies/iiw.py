@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import claims, core, stats
+from ..claims import interval_text
 from ..metrics import iiw as iiw_metric
 from ..metrics import taylor
 from ..platform.cache import cached_run
@@ -99,16 +100,6 @@ def stand_in(model: str, task: str) -> str:
     """How a page names an experiment's set-up: the encoder, the task and the paper's tasks it stands in for."""
     originals = [glue_task for glue_task, ours in MATCHED_TASKS.items() if ours == task]
     return f"{model} on {task}" + (f" (for {' / '.join(originals)})" if originals else "")
-
-
-def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
-    """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate,
-    "+0.52 (no interval)" without an interval (one pair)."""
-    if not math.isfinite(estimate):
-        return "n/a"
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return f"{estimate:+.{digits}f} (no interval)"
-    return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def _paper_beside_ours(paper: pd.DataFrame, side: str, first: str, second: str, ours: pd.DataFrame, our_side: str,
