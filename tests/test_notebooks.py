@@ -1,5 +1,6 @@
 """Every notebook executed with the quick profile, read back through its glued values; the book built
 from them, strictly, and opened in headless Chromium."""
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,7 +136,10 @@ def test_layer_utilization_glued_values(book_root):
                               * quick["REPEATS"])
     for key in ("util_tau_last_mnist", "util_tau_first_fashion_mnist"):
         assert -1 <= g[key] <= 1
-    assert 0 <= g["util_reinit_loss_helps"] <= 1 and 0 <= g["util_dead"] <= g["util_runs"]
+    assert 0 <= g["util_dead"] <= g["util_runs"]
+    # the quick grid's 60 epochs may leave no noisy run over its threshold: then the shares are undefined (NaN)
+    helps = float(g["util_reinit_loss_helps"])
+    assert math.isnan(helps) or 0 <= helps <= 1
     # H1; rises-then-falls and the threshold's move, each under both thresholds; peaks; for the gap and both
     # resilience readings, "the final layer tracks it" and "better than the first and middle"; Fig. 5 for the test
     # loss and both readings; the reset's test loss and accuracy
