@@ -186,6 +186,13 @@ def reinit_view(runs: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+def overfit_runs(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
+    """The live noisy runs at or beyond their threshold: the overfit models the paper's regime and its
+    post-training reset are about."""
+    side = side_of_threshold(runs, thresholds)
+    return runs[(side == "over") & (runs.noise > 0) & ~runs.dead]
+
+
 def length_check(grids: dict[int, pd.DataFrame], thresholds: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The statistics the verdicts rest on, after each checkpoint epoch (:func:`at_checkpoints`): does training
     longer move them? Per epoch: the share of live noisy runs over the threshold that interpolate, the
@@ -193,7 +200,6 @@ def length_check(grids: dict[int, pd.DataFrame], thresholds: pd.DataFrame, level
     the mean test-accuracy change when the last layer of a noisy over-threshold run is reset."""
     rows = []
     for epoch, runs in grids.items():
-        runs = runs.assign(side=side_of_threshold(runs, thresholds))
         layers = per_layer(runs)
         last = int(layers.layer.max())
         live = layers[~layers.dead].sort_values(["dataset", "width", "noise", "repeat"])
@@ -202,7 +208,7 @@ def length_check(grids: dict[int, pd.DataFrame], thresholds: pd.DataFrame, level
         tracks = stats.kendall(last_l.utilization, last_l.generalization, cells, level)
         better = stats.compare_taus(last_l.utilization.to_numpy(), first_l.utilization.to_numpy(),
                                     last_l.generalization.to_numpy(), cells, level)
-        over = runs[(runs.side == "over") & (runs.noise > 0) & ~runs.dead]
+        over = overfit_runs(runs, thresholds)
         reset = stats.paired(over.reinit_last1_test_acc - over.test_acc, level=level)
         share = f"{over.interpolates.mean():.0%}" if len(over) else "-"
         rows.append({"epoch": epoch, "noisy runs over the threshold that interpolate": share,
@@ -222,8 +228,7 @@ def in_regime(runs: pd.DataFrame, thresholds: pd.DataFrame, settings: dict) -> t
     threshold interpolate their labels. Returns (met, the reason when not)."""
     if settings["stop"] != "fixed":
         return False, "the runs stopped early (at a training-loss plateau or interpolation), not after fixed epochs"
-    side = side_of_threshold(runs, thresholds)
-    over = runs[(side == "over") & (runs.noise > 0) & ~runs.dead]
+    over = overfit_runs(runs, thresholds)
     share = float(over.interpolates.mean()) if len(over) else 0.0
     if share < REGIME_SHARE:
         return False, (f"only {share:.0%} of the noisy runs over the threshold interpolate their labels (the regime "
@@ -312,8 +317,7 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
             "layer 1 helps": claims.mean_claim(noisy[1][f"contribution_{target}"], expected_sign=1,
                                                unit="live noisy runs",
                                                statistic=f"mean contribution of layer 1 to the {label}")}))
-    side = side_of_threshold(live_runs, thresholds)
-    over = reinit_effect(live_runs)[(side == "over").to_numpy() & (live_runs.noise > 0).to_numpy()]
+    over = reinit_effect(overfit_runs(runs, thresholds))
     out.append(claims.mean_claim(over.d_loss_last1, expected_sign=-1, unit="live noisy runs over the threshold",
                                  claim="Resetting the final layer after training lowers the test loss of an overfit model",
                                  where="§4.5, Fig. 5", statistic="mean change in test loss (nats), last layer reset"))
