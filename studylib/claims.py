@@ -82,7 +82,7 @@ def _num(v: float) -> str:
 
 def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
     """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate,
-    "+0.52 (no interval)" without an interval (e.g. one pair). Used by the IIW and utilization chapters."""
+    "+0.52 (no interval)" without an interval (e.g. one pair). Used by the IIW, utilization and ESD chapters."""
     if not math.isfinite(estimate):
         return "n/a"
     if not (math.isfinite(low) and math.isfinite(high)):

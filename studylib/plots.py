@@ -100,13 +100,14 @@ def esd_panels(axes, evals, shuffled, fit_alpha: float, fit_xmin: float, mp_edge
 
 def correlation_flow(flow, groups: dict[str, list[str]]):
     """ESD audit chapter: alpha of each layer against relative depth, one panel per group of models."""
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.3), sharey=True, squeeze=False)
     for ax, (title, names) in zip(axes[0], groups.items()):
         for name in names:
             d = flow[flow.model == name]
             ax.plot(d.depth, d.alpha, "o-", ms=3, lw=1, label=name)
         ax.axhspan(2, 6, color="green", alpha=0.07)
-        ax.set(xlabel="relative depth", title=title, yscale="log")
+        ax.set(xlabel="relative depth", yscale="log")
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(r"$\alpha$ (band: 2 to 6)")
     fig.tight_layout()
@@ -114,17 +115,18 @@ def correlation_flow(flow, groups: dict[str, list[str]]):
 
 
 def metric_vs_accuracy(frame, metrics, accuracy_label: str, labels: dict | None = None):
-    """ESD audit chapter: one row of panels per series (accuracy against each metric, at most four a row), so
-    that series with different accuracy scales are never mixed; ``labels``: metric -> axis label."""
+    """ESD audit chapter: one row of panels per series (accuracy against each metric; two metrics keep the panels
+    legible at page width), so that series with different accuracy scales are never mixed; ``labels``: metric ->
+    axis label."""
     groups = list(frame.groupby("series", sort=False))
-    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(3.2 * len(metrics), 2.8 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(3.7 * len(metrics), 2.6 * len(groups)), squeeze=False)
     for row, (series, d) in zip(axes, groups):
         for ax, metric in zip(row, metrics):
             ax.plot(d[metric], d.accuracy, "o", color="tab:blue")
             for _, r in d.iterrows():
-                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=7, xytext=(2, 2), textcoords="offset points")
+                ax.annotate(r.label, (r[metric], r.accuracy), fontsize=8, xytext=(2, 2), textcoords="offset points")
             ax.set_xlabel((labels or {}).get(metric, metric))
-        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=9)
+        row[0].set_ylabel(f"{series}\n{accuracy_label}", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -140,6 +142,24 @@ def paired_histograms(frames: dict, column: str, xlabel: str, ax=None, bins: int
     ax.set(xlabel=xlabel, ylabel="layers")
     ax.legend(fontsize=7)
     return ax
+
+
+def collapse_layers(changes: dict, kinds: dict[str, str] | None = None):
+    """ESD audit chapter, scale collapse: per weight layer, the mean change of each norm (``changes``: page label ->
+    :func:`studylib.studies.esd.collapse_changes` frame) over seeds, with the seeds' standard deviation as error
+    bars, one line per kind of change."""
+    fig, axes = _panels(len(changes), per_row=2, width=4.6, height=3.2)
+    for ax, (label, frame) in zip(axes, changes.items()):
+        for kind, g in frame.groupby("kind", sort=False):
+            by_layer = g.groupby("layer").change
+            ax.errorbar(by_layer.mean().index, by_layer.mean(), yerr=by_layer.std(ddof=1), marker="o", capsize=3,
+                        label=(kinds or {}).get(kind, kind))
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set(xlabel="weight layer (from the input)", ylabel=f"change in {label}")
+        ax.set_xticks(sorted(frame.layer.unique()))
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _cell_table(frame, value, rows="noise", cols="width"):

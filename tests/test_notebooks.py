@@ -126,6 +126,12 @@ def test_esd_audit_glued_values(book_root):
     # 2 on Fig. 1, 2 per series (3 series), the deficient twin, normality, scale collapse, correlation flow
     assert g["esd_claims_total"] == 12 and 0 <= g["esd_claims_held"] <= 12
     assert float(g["esd_check_d_alpha"]) < 1e-6 < g["esd_check_d_norm"]  # alpha ignores the conv scaling
+    # scale collapse on the deep twins: less data, lower accuracy; shares between "every layer alike" and "one third"
+    assert g["esd_collapse_acc_deficient"] < g["esd_collapse_acc_well"]
+    for key in ("spectral", "frobenius"):
+        for kind in ("twin", "seed"):
+            assert 1 / 3 - 1e-9 <= g[f"esd_collapse_conc_{key}_{kind}"] <= 1
+    assert g["esd_collapse_verdict"] in claims.VERDICTS
 
 
 @pytest.mark.slow

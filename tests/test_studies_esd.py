@@ -53,13 +53,70 @@ def test_the_quality_series_trains_every_member_for_the_same_steps():
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-def test_scale_changes_are_read_layer_by_layer():
+def _scaled(model, factors):
+    """A copy of ``model`` whose k-th Linear weight is multiplied by ``factors[k]``."""
+    import copy
+    import torch
+    out = copy.deepcopy(model)
+    linears = [m for m in out if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for m, f in zip(linears, factors):
+            m.weight.mul_(f)
+    return out
+
+
+def test_scale_changes_are_read_layer_by_layer_against_another_seed():
     from studylib.metrics import esd
     import torch
-    well = nets.mlp(30, [20], 4)
-    poor = nets.mlp(30, [20], 4)
-    with torch.no_grad():
-        poor[1].weight.copy_(well[1].weight * 10)  # layer "1" ten times larger, layer "3" independent
-    changes = esd_study.layer_changes({"w": esd.analyze(well), "p": esd.analyze(poor)}, "w", "p")
-    assert changes.loc["1", "change in log10 lambda_max"] == pytest.approx(2.0, abs=1e-5)  # lambda = s^2
-    assert changes.loc["1", "change in log10 ||W||_F^2"] == pytest.approx(2.0, abs=1e-5)
+    torch.manual_seed(0)
+    well = [nets.mlp(30, [20] * 5, 4) for _ in range(2)]
+    poor = [_scaled(well[0], [10, 1, 1, 1, 1, 1]), _scaled(well[1], [1, 1, 1, 1, 1, 10])]
+    changes = esd_study.collapse_changes([esd.analyze(m) for m in well], [esd.analyze(m) for m in poor],
+                                         "log_spectral_norm")
+    twin = changes[changes.kind == "deficient twin"].set_index(["seed", "layer"]).change
+    assert twin.loc[0, 1] == pytest.approx(2.0, abs=1e-5) and twin.loc[1, 6] == pytest.approx(2.0, abs=1e-5)  # s^2
+    assert twin.drop([(0, 1), (1, 6)]).abs().max() < 1e-5
+    conc = esd_study.collapse_concentrations(changes)
+    assert conc["deficient twin"].tolist() == pytest.approx([1.0, 1.0])  # one layer of six carries all the change
+    assert (conc["another seed"] < 1).all()  # two independent initialisations differ in every layer
+
+
+def test_concentration_runs_from_even_to_one_layer():
+    assert esd_study.concentration([1, 1, 1, 1, 1, 1]) == pytest.approx(1 / 3)  # the top 2 of 6 layers
+    assert esd_study.concentration([0, 0, -3, 0, 0, 0, 0]) == 1.0
+    assert esd_study.concentration([3, 1, 1, 1, 0, 0, 0], few=0.25) == pytest.approx(4 / 6)  # top ceil(1.75) = 2
+    assert esd_study.concentration([0, 0]) != esd_study.concentration([0, 0])  # NaN: nothing changed
+
+
+def test_scale_collapse_claim_compares_the_twin_with_seed_noise():
+    import pandas as pd
+    rows = []
+    for seed in range(3):
+        for layer in range(1, 7):
+            rows.append({"seed": seed, "kind": "deficient twin", "layer": layer,
+                         "change": 2.0 if layer == 1 else 0.01 * (seed + 1)})
+            rows.append({"seed": seed, "kind": "another seed", "layer": layer, "change": 0.1 * (1 + (layer + seed) % 3)})
+    twins = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "trained": ["well", "deficient"] * 3,
+                          "test_acc": [0.85, 0.7, 0.86, 0.72, 0.84, 0.71]})
+    claim = esd_study.scale_collapse_claim({"log10 lambda_max": pd.DataFrame(rows)}, twins)
+    assert claim.verdict == "held" and claim.paper == esd_study.RESPONSE
+    unlearnt = twins.assign(test_acc=0.12)  # no twin learnt: no verdict
+    assert esd_study.scale_collapse_claim({"log10 lambda_max": pd.DataFrame(rows)}, unlearnt).verdict == "inconclusive"
+    even = pd.DataFrame(rows).assign(change=lambda d: d.change.where(d.kind == "another seed", 0.5 + 0.01 * d.seed
+                                                                     * d.layer))
+    assert esd_study.scale_collapse_claim({"log10 lambda_max": even}, twins).verdict == "did not hold"
+
+
+def test_table2_and_the_published_table_read_with_the_papers_units_and_labels():
+    import pandas as pd
+    summary = pd.DataFrame([{"model": "A", "layers": 3, "alpha": 4.0, "log_norm": 1.0, "log_spectral_norm": 2.0,
+                             "alpha_weighted": 3.0, "log_alpha_norm": 4.0}])
+    t2 = esd_study.table2_beside_ours(summary, ["A"])
+    assert list(t2.index) == ["paper: GPT", "paper: GPT2-small", "paper: GPT2-medium", "paper: GPT2-large",
+                              "paper: GPT2-xl", "ours: A"]
+    assert t2.loc["paper: GPT", "log10 lambda_max"] == 1.72 and t2.loc["ours: A", "log10 lambda_max"] == 2.0
+    assert t2["mean alpha"].isna().sum() == 5  # the paper's table has no mean alpha
+    pub = esd_study.published_view()
+    assert list(pub.index.get_level_values(0).unique()) == ["VGG", "ResNet", "ResNet-1K", "DenseNet"]
+    assert pub.loc[("ResNet", "τ"), "alpha_weighted"] == -1 and pub.loc[("VGG", "R²"), "log10 ||W||_F^2"] == 0.88
+    assert list(pub.columns) == [esd_study.METRIC_LABELS[m] for m in esd_study.PAPER_METRICS]

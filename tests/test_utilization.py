@@ -55,11 +55,13 @@ def test_contribution_resets_exactly_one_layer():
     assert torch.equal(reset[9].weight, init["9.weight"]) and torch.equal(reset[1].weight, model[1].weight)
     x = torch.randn(5, 6)
 
-    def out_sum(m, data):
+    def out_sum(m):
         with torch.no_grad():
-            return float(m(data).sum())
+            return float(m(x).sum())
 
-    assert u.layer_contribution(model, init, "9", out_sum, x) == pytest.approx(out_sum(reset, x) - out_sum(model, x))
+    contributions = u.layer_contributions(model, init, out_sum)
+    assert len(contributions) == 5 and contributions[-1] == pytest.approx(out_sum(reset) - out_sum(model))
+    assert contributions == u.layer_contributions(model, init, out_sum, value=out_sum(model))
 
 
 def test_training_stops_on_interpolation_and_is_reproducible():

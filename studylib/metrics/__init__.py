@@ -23,7 +23,7 @@ from .mdl import (Codelength, Distillation, TrainSpec, bits, block_ends, model_i
 from .powerlaw import PowerLawFit, fit_power_law
 from .taylor import (abs_deltas, delta_quantiles, fisher_quadratics, gaussian_error_curves, gaussian_kl,
                      gaussian_kl_quadratic, kl_path, predictive_kl)
-from .utilization import layer_contribution, layer_utilization, linear_layers, with_layers_reset
+from .utilization import layer_contributions, layer_utilization, linear_layers, with_layers_reset
 
 __all__ = [
     # ESD (seeds 002, 004)
@@ -36,7 +36,7 @@ __all__ = [
     "gaussian_kl", "gaussian_kl_quadratic", "gaussian_error_curves", "kl_path", "fisher_quadratics",
     "predictive_kl", "abs_deltas", "delta_quantiles",
     # layer utilization (seed 001)
-    "layer_utilization", "layer_contribution", "with_layers_reset", "linear_layers",
+    "layer_utilization", "layer_contributions", "with_layers_reset", "linear_layers",
     # model information (seed 003)
     "prequential_codelength", "model_information", "block_ends", "bits", "TrainSpec", "Distillation", "Codelength",
 ]

@@ -38,10 +38,11 @@ def with_layers_reset(model: nn.Module, init_state: dict, layers: list[str]) -> 
     return clone
 
 
-def layer_contribution(model: nn.Module, init_state: dict, layer: str, metric, data) -> float:
-    """Definition 5: ``metric(model with layer reset, data) - metric(model, data)``;
-    ``metric(model, data) -> float`` (e.g. a loss on the test set)."""
-    return float(metric(with_layers_reset(model, init_state, [layer]), data) - metric(model, data))
+def layer_contributions(model: nn.Module, init_state: dict, metric, value: float | None = None) -> list[float]:
+    """Definition 5 for every Linear layer, input to output: ``metric(model with layer l reset) - metric(model)``;
+    ``metric(model) -> float`` (e.g. a loss on the test set); ``value``: ``metric(model)`` when already known."""
+    base = metric(model) if value is None else value
+    return [float(metric(with_layers_reset(model, init_state, [layer])) - base) for layer in linear_layers(model)]
 
 
 def layer_utilization(model: nn.Module, init_state: dict) -> pd.DataFrame:

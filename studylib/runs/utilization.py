@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import core, data, nets, training
-from ..metrics.utilization import layer_contribution, layer_utilization, linear_layers, with_layers_reset
+from ..metrics.utilization import layer_contributions, layer_utilization, linear_layers, with_layers_reset
 from ..platform.cache import RunResult
 
 #: how a run's training ends (:func:`train_sgd`)
@@ -134,25 +134,25 @@ def measure(model: nn.Module, init_state: dict, splits: dict, dev) -> dict:
     x_tr, y_noisy = splits["train"]
     y_orig = splits["original"][1]
     changed = y_noisy != y_orig
+    targets = {"train_loss": splits["train"], "test_loss": splits["test"],
+               "resilience": (x_tr[changed], y_orig[changed]), "resilience_all": splits["original"]}
 
     def scores(m, x, y):  # loss and accuracy over every example at once
+        if not len(y):
+            return math.nan, math.nan
         out = training.evaluate(m, core.array_batches(x, y, len(y)), dev)
         return out["loss"], out["acc"]
 
-    losses = {"train_loss": lambda m: scores(m, *splits["train"])[0],
-              "test_loss": lambda m: scores(m, *splits["test"])[0],
-              "resilience": lambda m: scores(m, x_tr[changed], y_orig[changed])[0] if changed.any() else math.nan,
-              "resilience_all": lambda m: scores(m, x_tr, y_orig)[0]}
-    train_loss, train_acc = scores(model, *splits["train"])
-    test_loss, test_acc = scores(model, *splits["test"])
+    out = {}
+    for name, (x, y) in targets.items():
+        out[name], acc = scores(model, x, y)
+        if name in ("train_loss", "test_loss"):
+            out[name.replace("loss", "acc")] = acc
     util = layer_utilization(model, init_state)
+    for name, (x, y) in targets.items():
+        util[f"contribution_{name}"] = layer_contributions(model, init_state, lambda m: scores(m, x, y)[0], out[name])
+    out.update(generalization=abs(out["train_loss"] - out["test_loss"]), layers=util.to_dict("list"))
     layers = linear_layers(model)
-    for name, loss in losses.items():
-        util[f"contribution_{name}"] = [layer_contribution(model, init_state, l, lambda m, _: loss(m), None)
-                                        for l in layers]
-    out = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
-           "generalization": abs(train_loss - test_loss), "resilience": losses["resilience"](model),
-           "resilience_all": losses["resilience_all"](model), "layers": util.to_dict("list")}
     for k in (1, 2):
         out[f"reinit_last{k}_test_loss"], out[f"reinit_last{k}_test_acc"] = scores(
             with_layers_reset(model, init_state, layers[-k:]), *splits["test"])
