@@ -80,6 +80,14 @@ def _num(v: float) -> str:
     return f"{v:+.2g}"
 
 
+def p_text(p: float) -> str:
+    """A p-value for the pages: two significant digits, "< 0.001" below, "-" without one. Used by every chapter's
+    claims table and the ESD chapter's regression table."""
+    if not np.isfinite(p):
+        return "-"
+    return f"{p:.2g}" if p >= 1e-3 else "< 0.001"
+
+
 def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> str:
     """An estimate with its interval for the pages, "+0.52 [+0.12, +0.92]"; "n/a" without an estimate,
     "+0.52 (no interval)" without an interval (e.g. one pair). Used by the IIW, utilization and ESD chapters."""
@@ -249,7 +257,7 @@ def show(frame: pd.DataFrame):
     (it is in the evidence)."""
     shown = frame.drop(columns=["n"])
     return (shown.style.hide(axis="index")
-            .format({"p": lambda v: "-" if not np.isfinite(v) else (f"{v:.2g}" if v >= 1e-3 else "< 0.001")}))
+            .format({"p": p_text}))
 
 
 def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

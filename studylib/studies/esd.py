@@ -93,7 +93,7 @@ def regression_view(table: pd.DataFrame) -> pd.DataFrame:
         "models": table.n.to_numpy(), "RMSE (%)": table.rmse.to_numpy(), "LOO RMSE (%)": table.loo_rmse.to_numpy(),
         "R²": table.r2.to_numpy(),
         "τ [95% interval]": [claims.interval_text(r.kendall_tau, r.tau_lo, r.tau_hi) for r in table.itertuples()],
-        "p (τ)": table.tau_p.map(lambda p: f"{p:.3f}" if p >= 0.001 else "< 0.001").to_numpy(),
+        "p (τ)": table.tau_p.map(claims.p_text).to_numpy(),
         "Shapiro-Wilk p": table.shapiro_p.map(lambda p: "" if not np.isfinite(p) else f"{p:.2f}").to_numpy()},
         index=pd.MultiIndex.from_arrays([table.series, table.metric.map(METRIC_LABELS)], names=["series", "metric"]))
 
@@ -270,7 +270,7 @@ def train_collapse_twins(width: int, depth: int, epochs: int, n_train: int | Non
     tasks = [dict(width=width, epochs=epochs, n_train=n, seed=s, device=device, depth=depth)
              for s in seeds for n in (n_train, n_deficient)]
     runs = pd.DataFrame(run_grid(train_series_member, tasks, workers=workers, desc="scale-collapse twins"))
-    return runs.assign(trained=["well", "deficient"] * len(seeds), epochs=epochs)
+    return runs.assign(trained=["well", "deficient"] * len(seeds))
 
 
 def collapse_changes(well: list[pd.DataFrame], deficient: list[pd.DataFrame], column: str) -> pd.DataFrame:
