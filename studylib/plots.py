@@ -430,42 +430,64 @@ def delta_histograms(results):
     return fig
 
 
-def lines_by(frame, x: str, values: dict[str, str], hue: str, logx: bool = False):
-    """Model-information chapter: one panel per column of ``values`` (column -> axis label), one line per ``hue``."""
-    fig, axes = plt.subplots(1, len(values), figsize=(4.3 * len(values), 3.2), squeeze=False)
-    for ax, (col, label) in zip(axes[0], values.items()):
-        for key, d in frame.groupby(hue, sort=False):
-            d = d.sort_values(x)
-            ax.plot(d[x], d[col], "o-", label=str(key))
-        ax.set(xlabel=x, ylabel=label, xscale="log" if logx else "linear")
-    axes[0][0].legend(fontsize=7, title=hue, title_fontsize=7)
+def _mean_sd(runs, keys: list[str], col: str):
+    """Mean and standard deviation over the seeds of ``col`` per ``keys`` (the sd is 0 for a single seed)."""
+    g = runs.groupby(keys, sort=False)[col]
+    return g.mean(), g.std().fillna(0.0)
+
+
+def lines_by(runs, x: str, values: dict[str, str], hue: str, xlabel: str | None = None, logx: bool = False,
+             hue_label: str | None = None):
+    """Model-information chapter: one panel per column of ``values`` (column -> axis label), one line per ``hue``,
+    the mean over the seeds of ``runs`` (one row per setting and seed) with one standard deviation as error bars,
+    the lines nudged apart along x so that their bars do not hide each other."""
+    fig, axes = _panels(len(values), width=3.3, height=2.9)
+    groups = list(runs.groupby(hue, sort=False))
+    span = np.ptp(runs[x].to_numpy(dtype=float)) or 1.0
+    for ax, (col, label) in zip(axes, values.items()):
+        for i, (key, d) in enumerate(groups):
+            mean, sd = _mean_sd(d, [x], col)
+            order = np.argsort(mean.index.to_numpy())
+            nudge = (i - (len(groups) - 1) / 2) * 0.012 * span
+            ax.errorbar(mean.index.to_numpy(dtype=float)[order] + nudge, mean.to_numpy()[order], sd.to_numpy()[order],
+                        fmt="o-", ms=4, capsize=2, label=_short(key))
+        ax.set(xlabel=xlabel or x, ylabel=label, xscale="log" if logx else "linear")
+        ticks = np.unique(runs[x].to_numpy(dtype=float))
+        if len(ticks) <= 10 and np.all(ticks == np.round(ticks)):  # a few whole numbers: one tick each
+            ax.set_xticks(ticks)
+    axes[0].legend(fontsize=8, title=hue_label or hue, title_fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def pair_heatmaps(pairs, values: dict[str, str]):
-    """Model-information chapter (the paper's Fig. 5): a source x target heat map per column of ``values``."""
-    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.3), squeeze=False)
-    for ax, (col, title) in zip(axes[0], values.items()):
+def pair_heatmaps(pairs, values: dict[str, str], names: dict[str, str] | None = None):
+    """Model-information chapter (the paper's Fig. 5): a source x target heat map per column of ``values``, two a
+    row; ``names`` gives readable domain names."""
+    fig, axes = _panels(len(values), per_row=2, width=4.2, height=3.6)
+    label = lambda d: (names or {}).get(d, d).replace(" ", "\n")
+    for ax, (col, title) in zip(axes, values.items()):
         table = pairs.pivot(index="source", columns="target", values=col)
         im = ax.imshow(table.to_numpy(), cmap="viridis")
-        ax.set_xticks(range(len(table.columns)), [c.replace("_", "\n") for c in table.columns], fontsize=7)
-        ax.set_yticks(range(len(table.index)), [c.replace("_", "\n") for c in table.index], fontsize=7)
+        ax.set_xticks(range(len(table.columns)), [label(c) for c in table.columns], fontsize=9)
+        ax.set_yticks(range(len(table.index)), [label(c) for c in table.index], fontsize=9)
         for (i, j), v in np.ndenumerate(table.to_numpy()):
-            ax.text(j, i, f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}", ha="center", va="center", color="w", fontsize=8)
+            ax.text(j, i, f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}", ha="center", va="center", color="w", fontsize=10)
         ax.set(title=title, xlabel="target", ylabel="source")
         ax.grid(False)
-        fig.colorbar(im, ax=ax, shrink=0.7)
+        fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
 
 
-def component_bars(frame, label: str, values: dict[str, str]):
-    """Model-information chapter (the paper's Fig. 7): bars of each column of ``values`` per ``label``."""
-    fig, axes = plt.subplots(1, len(values), figsize=(4.6 * len(values), 3.2), squeeze=False)
-    for ax, (col, title) in zip(axes[0], values.items()):
-        ax.bar(range(len(frame)), frame[col], color="tab:blue")
-        ax.set_xticks(range(len(frame)), frame[label], rotation=30, ha="right", fontsize=7)
+def component_bars(runs, label: str, values: dict[str, str], names: dict[str, str] | None = None):
+    """Model-information chapter (the paper's Figs. 1 and 7): a bar per ``label`` (``names``: readable names) for each
+    column of ``values``, the mean over the seeds of ``runs`` with one standard deviation as error bars."""
+    fig, axes = _panels(len(values), width=3.6 if len(values) > 2 else 4.6, height=3.2)
+    for ax, (col, title) in zip(axes, values.items()):
+        mean, sd = _mean_sd(runs, [label], col)
+        ax.bar(range(len(mean)), mean, yerr=sd, capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(mean)), [(names or {}).get(k, str(k)) for k in mean.index], rotation=30, ha="right",
+                      fontsize=9)
         ax.set(ylabel=title)
     fig.tight_layout()
     return fig

@@ -16,6 +16,17 @@ def test_missing_pixels_zeroes_one_square_in_the_chosen_fraction():
     assert np.array_equal(out, dd.missing_pixels(x, 0.25, seed=1, size=7)) and (x > 0).all()
 
 
+def test_missing_center_zeroes_the_central_square_of_every_image():
+    x = images()
+    out = dd.missing_center(x, 4)
+    h, w = x.shape[-2:]
+    r, c = (h - 4) // 2, (w - 4) // 2
+    assert (out[..., r:r + 4, c:c + 4] == 0).all()
+    assert (out == 0).sum() == 16 * x.shape[0] * x.shape[1] and np.array_equal(dd.missing_center(x, 0), x)
+    with pytest.raises(ValueError, match="size must be an int"):
+        dd.missing_center(x, h + 1)
+
+
 def test_missing_objects_zeroes_half_an_image():
     out = dd.missing_objects(images(), 0.5, seed=2)
     zeros = (out == 0).reshape(len(out), -1).sum(1)

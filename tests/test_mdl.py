@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from studylib import training
+from studylib import nets, training
 from studylib.metrics import mdl
 
-SPEC = mdl.TrainSpec(max_epochs=30, patience=3, lr=0.05, batch_size=64)
+SPEC = mdl.TrainSpec(min_steps=0, max_steps=300, eval_every=10, patience=3, lr=0.05, batch_size=64)
 K = 4
 
 
@@ -23,6 +23,10 @@ def gaussian_inputs(n, seed=0):
 def rule_labels(x):
     w = np.random.default_rng(99).standard_normal((10, K))
     return (x @ w).argmax(1)
+
+
+def mlp_teacher():
+    return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, K))
 
 
 class Constant(nn.Module):
@@ -99,10 +103,10 @@ def test_same_seed_same_numbers_and_warm_start_differs():
 def test_synced_distillation_with_alpha_zero_is_plain_coding_and_otherwise_changes_the_code():
     x = gaussian_inputs(300)
     y = rule_labels(x)
-    teacher = lambda: nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, K))
+    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, len(y), spec=SPEC)
     alone = mdl.prequential_codelength(linear, x, y, K, spec=SPEC)
-    ignored = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(teacher, alpha=0.0))
-    taught = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(teacher, alpha=0.5))
+    ignored = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=0.0))
+    taught = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=0.5))
     assert ignored.block_bits == pytest.approx(alone.block_bits, rel=1e-12)
     assert taught.total_bits != alone.total_bits and taught.total_bits < taught.uniform_bits
 
@@ -130,3 +134,100 @@ def test_soft_targets_need_a_distillation_setting():
     x = gaussian_inputs(20)
     with pytest.raises(ValueError, match="soft_targets and distill go together"):
         mdl.fit(linear(), x, rule_labels(x), SPEC, 0, soft_targets=torch.zeros(20, K))
+
+
+def test_model_information_of_an_untrained_model_is_zero():
+    x = gaussian_inputs(400)
+    y = rule_labels(x)
+    start = {k: v.clone() for k, v in mdl.fresh(linear, None, 0).state_dict().items()}
+    info = mdl.model_information(linear, x[:200], y[:200], x[200:], y[200:], K, spec=SPEC, init_state=start,
+                                 final_state=start)
+    assert info["info_bits"] == 0.0 and info["codelength_init"] == info["codelength_final"]
+
+
+def test_ablating_a_model_equal_to_its_initial_weights_costs_nothing():
+    torch.manual_seed(0)
+    make = lambda: nets.small_resnet(1, K, widths=(2, 2, 2))
+    x = np.random.default_rng(0).standard_normal((60, 1, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, K, 60)
+    start = {k: v.clone() for k, v in mdl.fresh(make, None, 0).state_dict().items()}
+    components = {"stem": ["0.weight"], "fc": ["8.weight", "8.bias"]}
+    out = mdl.information_ablation(make, x, y, K, start, start, components, SPEC, seed=0)
+    assert out["I"] == {"stem": 0.0, "fc": 0.0}
+    trained = {**start, "8.bias": start["8.bias"] + torch.tensor([3.0, 0, 0, 0])}  # a change in fc only
+    moved = mdl.information_ablation(make, x, y, K, start, trained, components, SPEC, seed=0)
+    assert moved["I"]["stem"] == 0.0 and moved["I"]["fc"] != 0.0
+
+
+def test_synced_distillation_on_random_labels_costs_about_the_uniform_code():
+    """The teacher sees only the examples already sent: on labels independent of the inputs it has nothing to pass
+    on, so any saving below N log2 K would be a leak of the labels still to be coded (a teacher fit to noise can only
+    add bits, as fitting noise does to the plain code)."""
+    x = gaussian_inputs(600)
+    y = np.random.default_rng(1).integers(0, K, 600)
+    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, len(y), spec=SPEC)
+    for alpha in (0.5, 1.0):
+        code = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=alpha))
+        assert 0.98 < code.total_bits / code.uniform_bits < 1.3
+
+
+def test_a_teacher_that_saw_more_data_transfers_more_at_larger_alpha():
+    """The positive control of the distillation claims: a teacher also trained on a labelled pool disjoint from the
+    coded examples knows labels the student has not been sent, so the student's code shortens as it listens more."""
+    x = gaussian_inputs(1400)
+    y = rule_labels(x)
+    data, pool = (x[:200], y[:200]), (x[200:], y[200:])
+    logits = mdl.synced_teacher_logits(mlp_teacher, *data, 200, spec=SPEC, pool=pool)
+    assert len(logits) == len(mdl.block_ends(200)) - 1 and logits[0].shape == (1, K)
+    codes = [mdl.prequential_codelength(linear, *data, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=a)).total_bits
+             for a in (0.0, 0.5, 0.9)]
+    assert codes[0] > codes[1] > codes[2]
+    with pytest.raises(ValueError, match="teacher_logits has 2 entries"):
+        mdl.prequential_codelength(linear, *data, K, spec=SPEC, distill=mdl.Distillation(logits[:2]))
+
+
+def test_distillation_loss_is_equation_17():
+    """Teacher softmax (3/4, 1/4) at T = 4, student uniform, label 0: KL = 3/4 ln(3/2) + 1/4 ln(1/2), CE = ln 2."""
+    s, t, y = torch.zeros(1, 2), torch.tensor([[4 * math.log(3), 0.0]]), torch.tensor([0])
+    kl, ce = 0.75 * math.log(1.5) + 0.25 * math.log(0.5), math.log(2)
+    assert float(mdl.distillation_loss(s, t, y, 0.3, 4.0)) == pytest.approx(0.3 * kl + 0.7 * ce, rel=1e-6)
+    assert float(mdl.distillation_loss(s, t, y, 0.3, 4.0, t_squared=True)) == pytest.approx(0.3 * 16 * kl + 0.7 * ce,
+                                                                                             rel=1e-6)
+    assert float(mdl.distillation_loss(s, t, y, 0.0, 4.0)) == pytest.approx(ce)
+    assert float(mdl.distillation_loss(t, t, y, 1.0, 4.0)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_early_stopping_keeps_the_starting_weights_when_training_only_hurts():
+    x = gaussian_inputs(100)
+    y = rule_labels(x)
+    model = mdl.fresh(linear, None, 0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    log = {}
+    mdl.fit(model, x, y, mdl.TrainSpec(min_steps=20, max_steps=40, eval_every=10, lr=1e4), seed=0, log=log)
+    assert log["best_step"] == 0 and all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+
+
+def test_the_budget_is_counted_in_steps_even_on_a_handful_of_examples():
+    x = gaussian_inputs(4)
+    log = {}
+    mdl.fit(linear(), x, rule_labels(x), mdl.TrainSpec(min_steps=120, max_steps=500, eval_every=10, patience=1),
+            seed=0, log=log)
+    assert log["steps"] >= 120 and log["n_val"] == 1  # a held-out example from two examples on
+    mdl.fit(linear(), x[:1], rule_labels(x)[:1], SPEC, seed=0, log=log)
+    assert log == {"steps": 0, "best_step": 0, "n_val": 0}  # one example: not trained on
+
+
+@pytest.mark.parametrize("n, kept", [(6, True), (200, False)])
+def test_batch_norm_statistics_survive_training_on_a_few_examples(n, kept):
+    torch.manual_seed(0)
+    model = nets.small_resnet(1, K, widths=(2, 2, 2))
+    x = np.random.default_rng(0).standard_normal((n, 1, 8, 8)).astype(np.float32) + 3.0
+    y = np.random.default_rng(1).integers(0, K, n)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    log = {}
+    mdl.fit(model, x, y, mdl.TrainSpec(min_steps=20, max_steps=20, eval_every=20, lr=0.01), seed=0, log=log,
+            start_is_candidate=False)
+    after = {k: v for k, v in model.state_dict().items() if "running" in k}
+    assert log["best_step"] == 20  # the trained weights are returned, with whatever statistics they carry
+    assert all(torch.equal(before[k], after[k]) for k in before) == kept
+

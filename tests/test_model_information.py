@@ -39,11 +39,12 @@ DOMAINS = over_seeds(pd.DataFrame(
 
 
 def capacity(narrow_gain, wide_gain):
-    """Two widths over 2, 4, 6 classes; the last step grows by the given fractions."""
+    """Two widths over 2 and 6 classes of 100 examples, then 6 classes of 400; the last step grows by the given
+    fractions."""
     rows = []
     for width, gain in ((4, narrow_gain), (64, wide_gain)):
-        for classes, bits in zip((2, 4, 6), (100.0, 150.0, 150.0 * (1 + gain))):
-            rows.append({"width": width, "classes": classes, "info_bits": bits * (1 if width == 4 else 1.2)})
+        for (classes, n), bits in zip(((6, 400), (2, 100), (6, 100)), (150.0 * (1 + gain), 100.0, 150.0)):
+            rows.append({"width": width, "classes": classes, "n_train": n, "info_bits": bits * (1 if width == 4 else 1.2)})
     return over_seeds(pd.DataFrame(rows), ["info_bits"], 0.01)
 
 
@@ -103,6 +104,37 @@ def test_a_difference_within_the_spread_over_seeds_is_inconclusive():
 def test_saturation_needs_the_narrow_model_to_gain_less_than_the_wide_one(narrow, wide, expected):
     claim = "A model's information saturates as the task grows: its capacity"
     assert verdicts(capacity=capacity(narrow, wide))[claim] == expected
+
+
+def test_task_sizes_order_classes_then_examples():
+    sizes = mdl_claims.task_sizes(capacity(0.1, 0.1))
+    assert list(sizes.label) == ["2 classes, 100 examples", "6 classes, 100 examples", "6 classes, 400 examples"]
+    assert list(sizes["size"]) == [0, 1, 2]
+
+
+def controls(privileged_gain, square_trend, wide_gain=0.5):
+    """Distillation with a plain teacher whose I is noise around 100 bits and a privileged one whose I grows by
+    ``privileged_gain`` bits per unit of alpha; squares whose information grows by ``square_trend`` bits a pixel."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(SEEDS):
+        for a in (0.0, 0.1, 0.3, 0.5, 0.9):
+            rows.append({"seed": seed, "sweep": "alpha", "alpha": a, "I": 0.0 if a == 0 else 100 + rng.normal(0, 5)})
+            rows.append({"seed": seed, "sweep": "privileged", "alpha": a,
+                         "I": 0.0 if a == 0 else 100 + privileged_gain * a + rng.normal(0, 5)})
+    squares = pd.DataFrame([{"seed": seed, "level": side, "info_bits": 500 + square_trend * side + rng.normal(0, 1)}
+                            for seed in range(SEEDS) for side in (0, 8, 12, 16)])
+    table = mdl_claims.controls_table(capacity(0.03, wide_gain), squares, pd.DataFrame(rows))
+    return dict(zip(table.claim, table.verdict))
+
+
+def test_positive_controls_pass_on_known_answers_and_fail_without_them():
+    assert set(controls(500, 10).values()) == {"held"}
+    v = controls(0, -10, wide_gain=-0.5)
+    assert v["A teacher that saw a disjoint labelled pool transfers more at larger alpha"] != "held"
+    assert v["... and more than a teacher of the same examples as the student"] != "held"
+    assert v["A larger missing central square raises the information"] == "did not hold"
+    assert v["The widest model's information grows with the task"] != "held"
 
 
 def test_the_most_informative_block_must_be_a_middle_one():

@@ -200,6 +200,14 @@ def test_model_information_glued_values(book_root):
     assert g["mi_tasks_max"] in quick["TASKS"] and g["mi_tasks_min"] in quick["TASKS"]
     assert g["mi_dom_best_S"] > 0
     assert g["mi_claims_total"] == 14 and 0 <= g["mi_claims_held"] <= 14
+    # the budget the page states is the one the runs used: steps, not epochs; eq. (17) without T^2 by default
+    assert g["mi_min_steps"] == f"{quick['MIN_STEPS']:,}" and g["mi_ablation_min_steps"] == f"{quick['ABLATION_MIN_STEPS']:,}"
+    assert g["mi_t_squared"] == "off"
+    # every positive control and the claims it stands beside are glued with a verdict the engine gives
+    for key in ("control_capacity", "control_squares", "control_privileged", "claim_alpha", "claim_pixels",
+                "claim_capacity"):
+        assert g[f"mi_{key}"] in claims.VERDICTS and g[f"mi_{key}_evidence"]
+    assert g["mi_ablation_k"] == f"{min(quick['ABLATION_K'], quick['K_CODE']):,}"
 
 
 @pytest.mark.slow

@@ -60,3 +60,66 @@ def test_mean_over_seeds_keeps_one_row_per_setting_with_the_spread():
     assert mi.seeds({"seed": 5}, 3) == [5, 6, 7]
     with pytest.raises(ValueError, match="repeats must be an int >= 1"):
         mi.seeds({"seed": 0}, 0)
+
+
+TINY = dict(n_train=40, k=30, n_test=20, seed=0, device="cpu", min_steps=5, max_steps=10, eval_every=5, patience=1)
+
+
+def test_info_run_is_the_difference_of_its_two_codes():
+    out = mdl_study.info_run(dict(TINY, task="mnist", arch="mlp", width=8)).metrics
+    assert out["info_bits"] == pytest.approx(out["codelength_init"] - out["codelength_final"])
+    assert out["uniform_bits"] == pytest.approx(30 * np.log2(10)) and 0 <= out["acc"] <= 1
+    assert out["n_params"] == nets.num_parameters(nets.mlp(784, [8, 8], 10))
+
+
+def test_missing_center_runs_are_cells_of_the_information_grid():
+    (train, _, _), _ = mdl_study.task_split("mnist", 20, 10, 10, seed=0, noise="missing_center", level=12)
+    assert (train[0][..., 8:20, 8:20] == 0).all()
+
+
+def test_distillation_run_sweeps_teachers_alphas_and_the_privileged_control():
+    p = dict(TINY, task="fashion_mnist", student_width=4, teacher_widths=[8, 16], alpha=0.5, alphas=[0.0, 0.5],
+             temperature=4.0, t_squared=False, pool=50)
+    p.pop("k")
+    frame = pd.DataFrame(mdl_study.distillation_run(p).records)
+    assert list(frame.sweep) == ["teacher"] * 3 + ["alpha"] * 2 + ["privileged"] * 2
+    alone = frame.student_acc[0]
+    zero = frame[frame.alpha == 0]
+    assert (zero.I == 0).all() and (zero.student_acc == alone).all()  # alpha 0: the teacher is ignored
+    # the same teacher serves both sweeps at the same alpha: the same code and the same student
+    shared = frame[(frame.sweep != "privileged") & (frame.teacher_width == 16) & (frame.alpha == 0.5)]
+    assert shared.I.nunique() == 1 and len(shared) == 2
+    privileged = frame[frame.sweep == "privileged"]
+    assert privileged.teacher_acc.nunique() == 1 and np.isfinite(privileged.I).all()
+
+
+def test_ablation_run_partitions_the_parameters_by_block():
+    p = dict(TINY, task="mnist", width=2)
+    frame = pd.DataFrame(mdl_study.ablation_run(p).records)
+    all_params = frame[frame.grouping == "all"].n_params.item()
+    assert frame[frame.grouping == "block"].n_params.sum() == all_params
+    assert all_params == nets.num_parameters(nets.small_resnet(1, 10, widths=(2, 4, 8)))
+    assert np.isfinite(frame.I).all()
+
+
+def test_domain_run_codes_every_pair_and_has_zero_self_distances():
+    p = dict(TINY, arch="mlp", width=8, domains=["mnist", "uci_digits"], n_features=20)
+    p.pop("n_test")
+    run = mdl_study.domain_run(p)
+    frame = pd.DataFrame(run.records)
+    assert len(frame) == 4 and set(run.metrics["from_init"]) == {"mnist", "uci_digits"}
+    own = frame[frame.source == frame.target]
+    assert (own.d1 == 0).all() and (own.d2 == 0).all()
+    with pytest.raises(ValueError, match="n_features accepts at most"):
+        mdl_study.domain_run(dict(p, n_features=1000))
+
+
+def test_paper_tables_beside_ours_align_rows_and_name_units():
+    runs = pd.DataFrame([{"noise": n, "level": lv, "seed": s, "info_bits": 100.0 + s, "acc": 0.9, "confidence": 0.8}
+                         for n in ("missing_pixels", "massart") for lv in (0.0, 0.2) for s in (0, 1)])
+    table = mi.noise_beside(runs)
+    assert ("accuracy (%)", "ours") in table.columns and table.loc[("missing pixels", 0.0), ("accuracy (%)", "ours")] \
+        == "90.0 ± 0.0"
+    assert table.loc[("missing pixels", 0.2), ("information (bits)", "paper")] == "2,719"
+    assert table.loc[("missing pixels", 0.2), ("information (bits)", "ours")] == "100 ± 1"
+    assert table.loc[("missing objects", 0.1), ("information (bits)", "ours")] == ""  # a level we did not run

@@ -4,6 +4,8 @@ Seed 003 injects three kinds of noise into MNIST (its Fig. 2) and compares image
 Office-Home) that cannot be had offline. Here every variant is built, seeded, from the real digits:
 
 - ``missing_pixels``: a small random square of pixels set to 0 in a fraction of the images;
+- ``missing_center``: a central square of a given side set to 0 in every image (the positive control of the
+  missing-pixels claim, at strengths that remove much of the digit);
 - ``missing_objects``: a large part of the digit (a random half of the image) set to 0;
 - ``massart``: a fraction of the labels replaced by labels drawn uniformly from all classes;
 - domains on a common 28 x 28 grey grid: MNIST, UCI digits upscaled from 8 x 8, and cluttered MNIST
@@ -39,6 +41,19 @@ def missing_pixels(x: np.ndarray, ratio: float, seed: int = 0, size: int = 7) ->
     for i in _chosen(len(x), ratio, rng):
         r, c = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
         out[i, ..., r:r + size, c:c + size] = 0
+    return out
+
+
+def missing_center(x: np.ndarray, size: int) -> np.ndarray:
+    """A copy of images ``(N, C, H, W)`` with the central ``size x size`` square zeroed in every one (``size`` 0: a
+    copy); the model-information chapter's positive control for missing pixels."""
+    h, w = x.shape[-2:]
+    if not 0 <= size <= min(h, w) or size != int(size):
+        raise ValueError(f"size must be an int in [0, {min(h, w)}] for {h} x {w} images, got {size}")
+    size = int(size)
+    r, c = (h - size) // 2, (w - size) // 2
+    out = x.copy()
+    out[..., r:r + size, c:c + size] = 0
     return out
 
 

@@ -19,7 +19,8 @@ from ..platform.cache import RunResult
 
 TASKS = ("mnist", "fashion_mnist", "uci_digits", "mnist1d", "cluttered_mnist")  # all ten-class
 NUM_CLASSES = 10
-NOISES = {"missing_pixels": dd.missing_pixels, "missing_objects": dd.missing_objects}
+NOISES = {"missing_pixels": dd.missing_pixels, "missing_objects": dd.missing_objects,
+          "missing_center": lambda x, size, seed: dd.missing_center(x, int(size))}
 NOISE_KINDS = (*NOISES, "massart")
 
 
@@ -27,7 +28,8 @@ def task_split(task: str, n_train: int, k: int, n_test: int, seed: int, classes:
                noise: str | None = None, level: float = 0.0):
     """``(train, code, test)`` pairs ``(x, y)`` and the number of classes: the first ``n_train`` training examples,
     the next ``k`` as the coding set, ``n_test`` test examples; optionally only the first ``classes`` classes, and
-    noise (``missing_pixels``, ``missing_objects`` or ``massart``) at ``level`` applied to every split."""
+    noise applied to every split: ``missing_pixels``, ``missing_objects`` or ``massart`` in a fraction ``level`` of
+    the examples, or ``missing_center`` in all of them, ``level`` the side of the square in pixels."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if noise is not None and noise not in NOISE_KINDS:
@@ -65,8 +67,12 @@ def factory(arch: str, in_shape, num_classes: int, width: int):
     raise ValueError(f"arch must be 'mlp' or 'resnet', got {arch!r}")
 
 
-def _spec(p):
-    return mdl.TrainSpec(max_epochs=p["max_epochs"], patience=p["patience"])
+def train_spec(p: dict) -> mdl.TrainSpec:
+    """The training budget of every model of a run, from its parameters (min_steps, max_steps, eval_every,
+    patience); inconsistent values fail here, naming the parameter. The model-information chapter calls it before
+    any run."""
+    return mdl.TrainSpec(min_steps=p["min_steps"], max_steps=p["max_steps"], eval_every=p["eval_every"],
+                         patience=p["patience"])
 
 
 def _evaluate(model, split, device) -> dict:
@@ -79,7 +85,7 @@ def info_run(p: dict) -> RunResult:
     (train, code, test), K = task_split(p["task"], p["n_train"], p["k"], p["n_test"], p["seed"], p.get("classes"),
                                         p.get("noise"), p.get("level", 0.0))
     make = factory(p["arch"], train[0].shape[1:], K, p["width"])
-    info = mdl.model_information(make, *train, *code, K, spec=_spec(p), seed=p["seed"], device=p["device"])
+    info = mdl.model_information(make, *train, *code, K, spec=train_spec(p), seed=p["seed"], device=p["device"])
     model = make()
     model.load_state_dict(info.pop("final_state"))
     ev = _evaluate(model, test, p["device"])
@@ -100,7 +106,7 @@ def domain_run(p: dict) -> RunResult:
     """Seed 003 §4 on digit domains: ``L(M_A, B) = L_init(B) - L_{M_A}(B)`` on B's coding set for every pair, and the
     first- and second-order distances of ImageNet features (``d1``, ``d2``, eqs. 13-14) of the first
     ``n_features`` training and coding images of each domain."""
-    dev, spec = core.device(p["device"]), _spec(p)
+    dev, spec = core.device(p["device"]), train_spec(p)
     if p["n_features"] > p["n_train"] + p["k"]:
         raise ValueError(f"n_features={p['n_features']} exceeds the {p['n_train'] + p['k']} training and coding "
                          "images of a domain; n_features accepts at most n_train + k")
@@ -139,59 +145,73 @@ def resnet_components(model: torch.nn.Module) -> dict[str, dict[str, list[str]]]
 
 
 def ablation_run(p: dict) -> RunResult:
-    """Seed 003 §6: information ablation of a small ResNet. ``I(C) = L_{ablated}(code) - L_{trained}(code)``, the
-    ablated model being the trained one with component C's parameters reset to their initial values (batch-norm
-    running statistics stay trained, in the "all" row too)."""
-    dev, spec = core.device(p["device"]), _spec(p)
+    """Seed 003 §6: information ablation (:func:`studylib.metrics.mdl.information_ablation`) of a small ResNet trained
+    on the task, by block and by kind of layer, and of all its parameters at once (batch-norm running statistics stay
+    trained, in the "all" row too)."""
+    dev, spec = core.device(p["device"]), train_spec(p)
     (train, code, test), K = task_split(p["task"], p["n_train"], p["k"], p["n_test"], p["seed"])
     make = factory("resnet", train[0].shape[1:], K, p["width"])
     init = {k: v.clone() for k, v in mdl.fresh(make, None, p["seed"]).state_dict().items()}
     model = mdl.fit(mdl.fresh(make, init, p["seed"]), *train, spec, p["seed"], dev)
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    length = lambda state, what: mdl.prequential_codelength(make, *code, K, init_state=state, first_block="model",
-                                                            spec=spec, seed=p["seed"], device=dev,
-                                                            desc=f"code, {what} reset").total_bits
-    l_final = length(final, "nothing")
     components = [(grouping, comp, names) for grouping, comps in resnet_components(model).items()
                   for comp, names in comps.items()]
     components.append(("all", "all", [n for n, _ in model.named_parameters()]))
+    ablation = mdl.information_ablation(make, *code, K, init, final, {comp: names for _, comp, names in components},
+                                        spec, p["seed"], dev)
     records = [{"grouping": grouping, "component": comp, "n_params": sum(final[n].numel() for n in names),
-                "I": length({**final, **{n: init[n] for n in names}}, comp) - l_final}
-               for grouping, comp, names in components]
-    return RunResult(records, {"acc": _evaluate(model, test, dev)["acc"], "codelength_final": l_final})
+                "I": ablation["I"][comp]} for grouping, comp, names in components]
+    return RunResult(records, {"acc": _evaluate(model, test, dev)["acc"], "codelength_final": ablation["codelength_final"]})
 
 
 def distillation_run(p: dict) -> RunResult:
     """Seed 003 §7: synced distillation. ``I = L(student alone) - L(student taught)`` on the same examples, for each
-    (teacher width, alpha); the accuracies of the teacher and of a conventionally distilled student on the test set."""
-    dev, spec = core.device(p["device"]), _spec(p)
-    (train, _, test), K = task_split(p["task"], p["n_train"], 0, p["n_test"], p["seed"])
+    (teacher width, alpha), and, as the positive control, for a "privileged" teacher of the widest width that is also
+    trained on ``pool`` further labelled examples (disjoint from the coded ones) at every alpha; the test accuracies
+    of each teacher and of a conventionally distilled student."""
+    dev, spec = core.device(p["device"]), train_spec(p)
+    (train, pool, test), K = task_split(p["task"], p["n_train"], p["pool"], p["n_test"], p["seed"])
     student = factory("mlp", train[0].shape[1:], K, p["student_width"])
     alone = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p["seed"], device=dev, desc="student alone")
     acc_alone = _evaluate(mdl.fit(mdl.fresh(student, None, p["seed"]), *train, spec, p["seed"], dev), test, dev)["acc"]
-    done = {}
+    widest = p["teacher_widths"][-1]
+    settings = ([("teacher", w, p["alpha"]) for w in p["teacher_widths"]] + [("alpha", widest, a) for a in p["alphas"]]
+                + [("privileged", widest, a) for a in p["alphas"]])
+    teachers, done = {}, {}
     records = [{"sweep": "teacher", "teacher_width": None, "alpha": 0.0, "teacher_acc": np.nan, "student_acc": acc_alone,
                 "I": 0.0}]
-    settings = ([("teacher", w, p["alpha"]) for w in p["teacher_widths"]]
-                + [("alpha", p["teacher_widths"][-1], a) for a in p["alphas"]])
     for sweep, width, alpha in settings:
-        if (width, alpha) not in done:
-            done[width, alpha] = _distilled(p, train, test, K, student, width, alpha, alone.total_bits, acc_alone)
-        records.append({"sweep": sweep, "teacher_width": width, "alpha": alpha, **done[width, alpha]})
+        privileged = sweep == "privileged"
+        if (width, privileged) not in teachers:
+            teachers[width, privileged] = _teacher(p, train, pool if privileged else None, test, K, width)
+        if (width, privileged, alpha) not in done:
+            done[width, privileged, alpha] = _distilled(p, train, test, K, student, teachers[width, privileged], alpha,
+                                                        alone.total_bits, acc_alone)
+        records.append({"sweep": sweep, "teacher_width": width, "alpha": alpha,
+                        "teacher_acc": teachers[width, privileged]["acc"], **done[width, privileged, alpha]})
     return RunResult(records, {"codelength_alone": alone.total_bits})
 
 
-def _distilled(p, train, test, K, student, width, alpha, bits_alone, acc_alone) -> dict:
-    """One synced-distillation code of the training examples, and a conventionally distilled student."""
-    dev, spec = core.device(p["device"]), _spec(p)
-    teacher = factory("mlp", train[0].shape[1:], K, width)
-    t = mdl.fit(mdl.fresh(teacher, None, p["seed"] + 1), *train, spec, p["seed"] + 1, dev)
-    if alpha == 0:  # the loss ignores the teacher: the plain code (checked in tests/test_mdl.py)
-        return {"teacher_acc": _evaluate(t, test, dev)["acc"], "student_acc": acc_alone, "I": 0.0}
-    distill = mdl.Distillation(teacher, alpha=alpha, temperature=p["temperature"])
-    taught = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p["seed"], device=dev, distill=distill,
-                                        desc=f"teacher {width}, alpha {alpha}")
-    s = mdl.fit(mdl.fresh(student, None, p["seed"]), *train, spec, p["seed"], dev,
-                soft_targets=mdl.predict(t, train[0], dev), distill=distill)
-    return {"teacher_acc": _evaluate(t, test, dev)["acc"], "student_acc": _evaluate(s, test, dev)["acc"],
-            "I": bits_alone - taught.total_bits}
+def _teacher(p, train, pool, test, K, width) -> dict:
+    """A teacher of ``width``: its synced logits for the code of ``train`` (trained on the examples sent so far and
+    ``pool``), its logits on ``train`` when trained on all of it (and ``pool``), and its test accuracy."""
+    dev, spec = core.device(p["device"]), train_spec(p)
+    make = factory("mlp", train[0].shape[1:], K, width)
+    synced = mdl.synced_teacher_logits(make, *train, len(train[1]), spec=spec, seed=p["seed"], device=dev, pool=pool)
+    x, y = train if pool is None else (np.concatenate([train[0], pool[0]]), np.concatenate([train[1], pool[1]]))
+    full = mdl.fit(mdl.fresh(make, None, p["seed"] + 1), x, y, spec, p["seed"] + 1, dev)
+    return {"synced": synced, "logits": mdl.predict(full, train[0], dev), "acc": _evaluate(full, test, dev)["acc"]}
+
+
+def _distilled(p, train, test, K, student, teacher, alpha, bits_alone, acc_alone) -> dict:
+    """One synced-distillation code of the training examples with ``teacher``'s logits, and a conventionally distilled
+    student; at alpha = 0 the loss ignores the teacher, so both are the student alone (checked in tests/test_mdl.py)."""
+    if alpha == 0:
+        return {"student_acc": acc_alone, "I": 0.0}
+    dev, spec = core.device(p["device"]), train_spec(p)
+    rule = dict(alpha=alpha, temperature=p["temperature"], t_squared=p["t_squared"])
+    taught = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p["seed"], device=dev,
+                                        distill=mdl.Distillation(teacher["synced"], **rule), desc=f"alpha {alpha}")
+    s = mdl.fit(mdl.fresh(student, None, p["seed"]), *train, spec, p["seed"], dev, soft_targets=teacher["logits"],
+                distill=mdl.Distillation([teacher["logits"]], **rule))
+    return {"student_acc": _evaluate(s, test, dev)["acc"], "I": bits_alone - taught.total_bits}

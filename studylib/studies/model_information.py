@@ -12,7 +12,7 @@ import pandas as pd
 from .. import claims
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
-from ..runs.mdl import NUM_CLASSES, ablation_run, distillation_run, domain_run, info_run
+from ..runs.mdl import NUM_CLASSES, ablation_run, distillation_run, domain_run, info_run, task_split, train_spec
 
 
 def seeds(settings: dict, repeats: int) -> list[int]:
@@ -36,16 +36,42 @@ def info_runs(cells: list[dict], settings: dict, workers: int | None = None, rep
     """One cached :func:`~studylib.runs.mdl.info_run` per cell (cells override ``settings``) and seed, on ``workers``
     processes: one row per (cell, seed). :func:`mean_over_seeds` gives the table the chapter shows; the claims
     read the seeds."""
-    grid = [{**settings, **c, "seed": seed} for c in cells for seed in seeds(settings, repeats)]
-    return pd.DataFrame(run_grid(_info_task, grid, workers=workers, desc="model information"))
+    return run_all({"runs": cells}, {}, settings, repeats, workers)["runs"]
 
 
-def _info_task(**p):
+def run_all(info_cells: dict[str, list[dict]], studies: dict[str, dict], settings: dict, repeats: int = 1,
+            workers: int | None = None) -> dict[str, pd.DataFrame]:
+    """Every run of the model-information chapter in one grid on ``workers`` processes, so that no worker idles while
+    the last seed of a long study runs alone: the per-seed ``studies`` first (a name of :data:`STUDIES` -> its
+    parameters, as :func:`cached`, in the order given: put the longest first), then the information runs of
+    ``info_cells`` (a name -> cells overriding ``settings``, as :func:`info_runs`), widest models first. Returns one
+    frame per name: a row per (cell, seed) for information runs, the records of every seed for a study."""
+    for name in studies:
+        if name not in STUDIES:
+            raise ValueError(f"studies accepts names among {sorted(STUDIES)}, got {name!r}")
+    grid = [{"group": name, "study": name, "p": {**p, "seed": seed}} for name, p in studies.items()
+            for seed in seeds(p, repeats)]
+    info = [{"group": group, "study": "info", "p": {**settings, **c, "seed": seed}}
+            for group, cells in info_cells.items() for c in cells for seed in seeds(settings, repeats)]
+    grid += sorted(info, key=lambda t: -t["p"].get("width", 0))
+    results = run_grid(_task, grid, workers=workers, desc="model information")
+    out = {}
+    for group in [*studies, *info_cells]:
+        mine = [r for r in results if r["group"] == group]
+        out[group] = (pd.DataFrame([r["row"] for r in mine]) if group in info_cells
+                      else pd.concat([r["records"] for r in mine], ignore_index=True))
+    return out
+
+
+def _task(group: str, study: str, p: dict) -> dict:
+    if study != "info":
+        run = cached_run(study, p, STUDIES[study][0])
+        return {"group": group, "records": pd.DataFrame(run.records).assign(seed=p["seed"]), "from_cache": run.from_cache}
     # Noise at level 0 and all ten classes are the clean, full task's run: one cache entry.
     key = {k: v for k, v in p.items() if not (k in ("noise", "level") and not p.get("level"))
            and not (k == "classes" and v == NUM_CLASSES)}
     run = cached_run("mdl_info", key, info_run)
-    return {**p, **run.metrics}
+    return {"group": group, "row": {**p, **run.metrics}, "from_cache": run.from_cache}
 
 
 def similarities(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -73,20 +99,13 @@ def cached(name: str, p: dict, repeats: int = 1, workers: int | None = None) -> 
     column (:func:`averaged` gives the table the chapter shows)."""
     if name not in STUDIES:
         raise ValueError(f"name must be one of {sorted(STUDIES)}, got {name!r}")
-    grid = [{"name": name, "p": {**p, "seed": seed}} for seed in seeds(p, repeats)]
-    results = run_grid(_study_records, grid, workers=workers, desc=name)
-    return pd.concat([r["records"] for r in results], ignore_index=True)
+    return run_all({}, {name: p}, {}, repeats, workers)[name]
 
 
 def averaged(name: str, records: pd.DataFrame) -> pd.DataFrame:
     """The records of :func:`cached` study ``name`` averaged over the seeds (:func:`mean_over_seeds`)."""
     _, keys, value = STUDIES[name]
     return mean_over_seeds(records, keys, value)
-
-
-def _study_records(name: str, p: dict) -> dict:
-    run = cached_run(name, p, STUDIES[name][0])
-    return {"records": pd.DataFrame(run.records).assign(seed=p["seed"]), "from_cache": run.from_cache}
 
 
 #: seed 003, Tables 2-4: model information L(M_D, D) (bits, k = 10,000), accuracy and confidence of ResNet-56 on
@@ -161,7 +180,7 @@ def _task_pair(info: pd.DataFrame, larger: str, smaller: str, claim: str) -> cla
         missing = [t for t in (larger, smaller) if t not in info]
         return claims.not_testable(claim, "§3, Fig. 1", f"task {', '.join(missing)} not run in this profile")
     return claims.mean_claim(info[larger], info[smaller], 1, claim=claim, where="§3, Fig. 1", unit="seeds",
-                             statistic=f"mean information difference, {larger} - {smaller} (bits)")
+                             statistic=f"mean information difference, {TASK_NAMES[larger]} - {TASK_NAMES[smaller]} (bits)")
 
 
 def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame, capacity: pd.DataFrame,
@@ -193,13 +212,13 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
                                  claim="S is a similarity that largely agrees with feature distances",
                                  where="§4, Fig. 5", statistic="tau (S, -d1) within seeds"))
     out.append(_saturation(capacity))
-    most = capacity.groupby(["seed", "width"]).info_bits.max().reset_index()
+    most = capacity.groupby(["seed", "width"]).info_bits.max().reset_index()  # over every task size
     out.append(claims.rank_claim(most.width, most.info_bits, 1, groups=most.seed, unit="(width, seed) runs",
                                  claim="Capacity grows with the number of parameters", where="§5, Fig. 6b",
                                  statistic="tau (width, largest information over task sizes) within seeds"))
     out.append(_middle_blocks(ablation))
     out.append(_shortcuts(ablation))
-    teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])
+    teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])  # the privileged one: a control
     alphas = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]  # at alpha = 0, I = 0 by construction
     out.append(claims.rank_claim(teachers.teacher_width, teachers.I, 1, groups=teachers.seed, unit="(teacher, seed) runs",
                                  claim="Larger teachers transfer more information to the student",
@@ -208,8 +227,8 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
                                  claim="A larger distillation weight alpha transfers more information",
                                  where="§7, Fig. 8c, Table 11", statistic="tau (alpha, I) within seeds"))
     alone = distill[(distill.sweep == "teacher") & distill.teacher_width.isna()].set_index("seed").student_acc
-    taught = distill[distill.teacher_width.notna() & (distill.alpha > 0)].drop_duplicates(
-        ["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
+    taught = distill[distill.sweep.isin(["teacher", "alpha"]) & distill.teacher_width.notna() & (distill.alpha > 0)
+                     ].drop_duplicates(["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
     change = (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
     out.append(claims.mean_claim(change, expected_sign=0, negligible=0.02, unit="seeds",
                                  claim="Distillation changes the student's accuracy little", where="§7, Tables 10-11",
@@ -217,17 +236,64 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     return claims.table(out)
 
 
+def task_sizes(capacity: pd.DataFrame) -> pd.DataFrame:
+    """The capacity study's tasks, smallest first: (classes, training examples) sorted by classes and then by examples,
+    with their rank ``size`` (0, 1, ...) and a ``label`` such as "6 classes, 2,000 examples"."""
+    sizes = capacity[["classes", "n_train"]].drop_duplicates().sort_values(["classes", "n_train"]).reset_index(drop=True)
+    sizes["size"] = range(len(sizes))
+    sizes["label"] = [f"{c:g} classes, {n:,.0f} examples" for c, n in zip(sizes.classes, sizes.n_train)]
+    return sizes
+
+
+def _with_size(capacity: pd.DataFrame) -> pd.DataFrame:
+    return capacity.merge(task_sizes(capacity), on=["classes", "n_train"])
+
+
 def _saturation(capacity: pd.DataFrame) -> claims.Claim:
     """Over the last step of the task size the widest model gains more information than the narrowest (the narrow
     one is at its capacity, not the task at its end): paired over seeds."""
-    wide = capacity.pivot_table(index=["seed", "classes"], columns="width", values="info_bits")
-    steps = sorted(capacity.classes.unique())[-2:]
-    gain = wide.xs(steps[1], level="classes") / wide.xs(steps[0], level="classes") - 1
+    sized = _with_size(capacity)
+    wide = sized.pivot_table(index=["seed", "size"], columns="width", values="info_bits")
+    steps = sorted(sized["size"].unique())[-2:]
+    labels = task_sizes(capacity).set_index("size").label
+    gain = wide.xs(steps[1], level="size") / wide.xs(steps[0], level="size") - 1
     return claims.mean_claim(gain[wide.columns[-1]], gain[wide.columns[0]], 1, unit="seeds",
                              claim="A model's information saturates as the task grows: its capacity",
                              where="§5, Fig. 6a, Table 7",
-                             statistic=f"gain from {steps[0]} to {steps[1]} classes, width {wide.columns[-1]} "
-                                       f"- width {wide.columns[0]}")
+                             statistic=f"relative gain from {labels[steps[0]]} to {labels[steps[1]]}, width "
+                                       f"{wide.columns[-1]} - width {wide.columns[0]}")
+
+
+def controls_table(capacity: pd.DataFrame, squares: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
+    """The positive controls of the model-information chapter, each a claim whose answer is known or that tests the
+    paper's claim where its effect must show, decided by the claims engine over the seeds:
+
+    - the widest model's information grows with the task (classes, then training examples): the estimator sees a
+      larger task, so the capacity claims can be read;
+    - a larger missing central square (``squares``: runs over its side in pixels, ``level``) changes the information
+      of MNIST: missing pixels at strengths that remove much of the digit;
+    - a "privileged" teacher, also trained on a labelled pool disjoint from the coded examples, transfers more at a
+      larger alpha (what the alpha claim needs the estimator to see), and more than the plain teacher at the same
+      alpha (two rows).
+    """
+    sized = _with_size(capacity)
+    widest = sized[sized.width == sized.width.max()]
+    out = [claims.rank_claim(widest["size"], widest.info_bits, 1, groups=widest.seed, unit="(task, seed) runs",
+                             claim="The widest model's information grows with the task", where="control",
+                             statistic="tau (task size, information) within seeds")]
+    out.append(claims.rank_claim(squares.level, squares.info_bits, 1, groups=squares.seed, unit="(side, seed) runs",
+                                 claim="A larger missing central square raises the information", where="control",
+                                 statistic="tau (side of the square, information) within seeds"))
+    privileged = distill[(distill.sweep == "privileged") & (distill.alpha > 0)]
+    plain = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]
+    extra = (privileged.set_index(["seed", "alpha"]).I - plain.set_index(["seed", "alpha"]).I).groupby("seed").mean()
+    out.append(claims.rank_claim(privileged.alpha, privileged.I, 1, groups=privileged.seed, unit="(alpha, seed) runs",
+                                 claim="A teacher that saw a disjoint labelled pool transfers more at larger alpha",
+                                 where="control", statistic="tau (alpha, I) within seeds"))
+    out.append(claims.mean_claim(extra, expected_sign=1, unit="seeds",
+                                 claim="... and more than a teacher of the same examples as the student", where="control",
+                                 statistic="mean over alphas of I(privileged) - I(plain teacher) (bits)"))
+    return claims.table(out)
 
 
 def _middle_blocks(ablation: pd.DataFrame) -> claims.Claim:
@@ -265,3 +331,159 @@ def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
     return claims.mean_claim(density[name] - density.drop(columns=name).min(axis=1), expected_sign=-1, unit="seeds",
                              claim=claim, where=where,
                              statistic="mean (shortcut density - smallest other kind's) (bits / parameter)")
+
+
+# --- the paper's tables beside ours, row for row (the chapter's "paper | ours" tables) ---
+
+TASK_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "mnist1d": "MNIST-1D", "cluttered_mnist": "cluttered MNIST",
+              "uci_digits": "UCI digits"}
+NOISE_NAMES = {"missing_pixels": "missing pixels", "missing_objects": "missing objects", "massart": "Massart label noise"}
+
+
+def mean_sd_text(runs: pd.DataFrame, keys: list[str], value: str, scale: float = 1.0, digits: int = 0) -> pd.Series:
+    """``value`` per ``keys`` as "mean ± sd" over the seeds of ``runs`` (times ``scale``), in the order of first
+    appearance; a single seed gives the mean alone."""
+    g = runs.groupby(keys, sort=False)[value]
+    mean, sd, n = g.mean() * scale, g.std() * scale, g.size()
+    return pd.Series([f"{m:,.{digits}f}" + (f" ± {s:,.{digits}f}" if k > 1 else "") for m, s, k in zip(mean, sd, n)],
+                     index=mean.index)
+
+
+def _beside(paper: pd.DataFrame, ours: pd.DataFrame) -> pd.DataFrame:
+    """Two tables with the same row order side by side under "paper" and "ours" (rows matched by position; the longer
+    table's extra rows get blanks)."""
+    n = max(len(paper), len(ours))
+    pad = lambda t: t.reset_index(drop=True).reindex(range(n))
+    out = pd.concat({"paper": pad(paper), "ours": pad(ours)}, axis=1).fillna("")
+    out.index = range(1, n + 1)
+    return out
+
+
+def noise_beside(noise_runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed 003's Tables 2-4 beside ours: one row per (noise, level), the information in bits, the test accuracy in %
+    and the confidence, paper and ours (mean ± sd over seeds) next to each other."""
+    paper = PAPER_NOISE.set_index(["noise", "level"])
+    keys = ["noise", "level"]
+    ours = pd.DataFrame({"info_bits": mean_sd_text(noise_runs, keys, "info_bits"),
+                         "acc": mean_sd_text(noise_runs, keys, "acc", 100, 1),
+                         "confidence": mean_sd_text(noise_runs, keys, "confidence", 1, 3)})
+    rows = list(paper.index) + [r for r in ours.index if r not in paper.index]
+    cols = {"info_bits": "information (bits)", "acc": "accuracy (%)", "confidence": "confidence"}
+    out = pd.concat({(label, who): frame.reindex(rows)[col] for col, label in cols.items()
+                     for who, frame in (("paper", paper.assign(acc=paper.acc * 100).map(
+                         lambda v: f"{v:,.3f}" if v < 1 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}")),
+                                        ("ours", ours))}, axis=1).fillna("")
+    out.index = pd.MultiIndex.from_tuples([(NOISE_NAMES.get(n, n), lv) for n, lv in rows], names=["noise", "level"])
+    return out
+
+
+def capacity_beside(capacity_runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed 003's Table 7 beside ours: a column per task size, smallest first; the task of each, then the information in
+    bits of each model, widest first (the paper's Large to Tiny), a row of the paper's beside a row of ours (mean ± sd
+    over seeds), each model named with its parameter count."""
+    sized = _with_size(capacity_runs)
+    widths = sorted(sized.width.unique(), reverse=True)
+    params = sized.groupby("width").n_params.first()
+    sizes = task_sizes(capacity_runs)
+    n = max(len(PAPER_CAPACITY), len(sizes))
+    columns = [f"task {i + 1}" for i in range(n)]
+    def row(values) -> pd.Series:
+        values = list(values)
+        return pd.Series(values, index=columns[:len(values)]).reindex(columns).fillna("")
+
+    rows = {("task", "paper"): row(f"{c} classes" for c in PAPER_CAPACITY.index),
+            ("task", "ours"): row(sizes.label)}
+    for rank in range(max(len(widths), PAPER_CAPACITY.shape[1])):
+        model = "widest" if rank == 0 else "narrowest" if rank == len(widths) - 1 else f"model {rank + 1}"
+        if rank < PAPER_CAPACITY.shape[1]:
+            name = PAPER_CAPACITY.columns[rank]
+            rows[(model, f"paper: {name}")] = row(f"{v:,.0f}" for v in PAPER_CAPACITY[name])
+        if rank < len(widths):
+            w = widths[rank]
+            info = mean_sd_text(sized[sized.width == w].sort_values("size"), ["size"], "info_bits")
+            rows[(model, f"ours: width {w} ({params[w]:,})")] = row(info)
+    out = pd.DataFrame(rows).T
+    out.index.names = ["model", "information (bits) of"]
+    return out
+
+
+#: the paper's ablated components (Tables 8-9) and ours that play the same part, set on the same row
+ABLATION_PAIRS = {"conv3x3 (bottleneck)": "conv3x3 (first)", "conv1x1 (residue)": "conv1x1 (shortcut)",
+                  "conv3x3 (stem)": "stem", "block0": "block0", "block1": "block1", "block2": "block2", "fc": "fc",
+                  "all": "all"}
+
+
+def _paired_rows(paper: list[str], ours: list[str]) -> list[tuple[str | None, str | None]]:
+    """Rows of (paper component, our component): the paper's in order, each with its pair in :data:`ABLATION_PAIRS`,
+    and each of ours without a pair on a row of its own right after the row of the component before it."""
+    rows = [(c, ABLATION_PAIRS.get(c) if ABLATION_PAIRS.get(c) in ours else None) for c in paper]
+    for i, c in enumerate(ours):
+        if not any(o == c for _, o in rows):
+            after = max((j for j, (_, o) in enumerate(rows) if o in ours[:i]), default=-1)
+            rows.insert(after + 1, (None, c))
+    return rows
+
+
+def ablation_beside(ablation_runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed 003's Tables 8-9 beside ours, grouping by grouping (kinds of layer, blocks from the input, all): the
+    paper's component and ours that plays its part (:data:`ABLATION_PAIRS`) on one row, each with its parameter count,
+    then the information I(C) in bits and the bits per parameter, paper beside ours (mean ± sd over seeds)."""
+    runs = ablation_runs.assign(per_param=ablation_runs.I / ablation_runs.n_params)
+    parts = []
+    for grouping, label in (("kind", "kind of layer"), ("block", "block"), ("all", "all")):
+        p = PAPER_ABLATION[PAPER_ABLATION.grouping == grouping].set_index("component")
+        o = runs[runs.grouping == grouping]
+        keys = ["component"]
+        ours = pd.DataFrame({"n_params": o.groupby(keys, sort=False).n_params.first(), "I": mean_sd_text(o, keys, "I"),
+                             "per_param": mean_sd_text(o, keys, "per_param", digits=3)})
+        rows = []
+        for pc, oc in _paired_rows(list(p.index), list(ours.index)):
+            rows.append({("component (parameters)", "paper"): f"{pc} ({p.n_params[pc]:,})" if pc else "",
+                         ("component (parameters)", "ours"): f"{oc} ({ours.n_params[oc]:,})" if oc else "",
+                         ("I (bits)", "paper"): f"{p.I[pc]:,.0f}" if pc else "", ("I (bits)", "ours"): ours.I.get(oc, ""),
+                         ("bits per parameter", "paper"): f"{p.I_per_param[pc]:.3f}" if pc else "",
+                         ("bits per parameter", "ours"): ours.per_param.get(oc, "")})
+        parts.append(pd.DataFrame(rows, index=pd.Index([label] * len(rows), name="grouping")))
+    out = pd.concat(parts)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def ink_removed(noise: str, level: float, n: int, seed: int) -> float:
+    """Model-information chapter: the share of the ink (summed pixel intensity) of the first ``n`` MNIST training
+    images that ``noise`` at ``level`` removes (:func:`studylib.runs.mdl.task_split`, the runs' own noise)."""
+    (clean, _, _), _ = task_split("mnist", n, 0, 1, seed)
+    (noisy, _, _), _ = task_split("mnist", n, 0, 1, seed, noise=noise, level=level)
+    return float(1 - noisy[0].sum() / clean[0].sum())
+
+
+def distillation_beside(distill_runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seed 003's Tables 10 (teachers, smallest first, at one alpha) and 11 (alpha) beside ours: accuracies in %, the
+    information transferred I in bits; ours as mean ± sd over seeds, with the privileged teacher's I beside the plain
+    one's in the alpha table."""
+    d = distill_runs
+    teachers = d[d.sweep == "teacher"].assign(teacher=lambda f: f.teacher_width.map(
+        lambda w: "none (student alone)" if pd.isna(w) else f"MLP width {w:g}"))
+    keys = ["teacher"]
+    ours10 = pd.DataFrame({"teacher accuracy (%)": mean_sd_text(teachers, keys, "teacher_acc", 100, 1).replace(
+        "nan", ""), "student accuracy (%)": mean_sd_text(teachers, keys, "student_acc", 100, 1),
+        "I (bits)": mean_sd_text(teachers, keys, "I")}).reset_index()
+    ours10.loc[ours10.teacher.str.startswith("none"), "teacher accuracy (%)"] = ""
+    p10 = PAPER_DISTILLATION[PAPER_DISTILLATION.sweep == "teacher"]
+    paper10 = pd.DataFrame({"teacher": p10.setting.replace({"None": "none (student alone)"}),
+                            "teacher accuracy (%)": p10.teacher_acc.map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+                            "student accuracy (%)": p10.student_acc.map("{:.1f}".format),
+                            "I (bits)": p10.I.map("{:,.0f}".format)})
+    alphas = d[d.sweep.isin(["alpha", "privileged"])]
+    keys = ["alpha"]
+    plain, privileged = alphas[alphas.sweep == "alpha"], alphas[alphas.sweep == "privileged"]
+    ours11 = pd.DataFrame({"student accuracy (%)": mean_sd_text(plain, keys, "student_acc", 100, 1),
+                           "I (bits)": mean_sd_text(plain, keys, "I"),
+                           "I, privileged teacher (bits)": mean_sd_text(privileged, keys, "I")}).reset_index()
+    p11 = PAPER_DISTILLATION[PAPER_DISTILLATION.sweep == "alpha"]
+    paper11 = pd.DataFrame({"alpha": p11.setting.str.replace("alpha=", "").astype(float),
+                            "student accuracy (%)": p11.student_acc.map("{:.2f}".format),
+                            "I (bits)": p11.I.map("{:,.0f}".format)})
+    ours11["alpha"] = ours11.alpha.map("{:g}".format)
+    paper11["alpha"] = paper11.alpha.map("{:g}".format)
+    return _beside(paper10, ours10), _beside(paper11, ours11)
