@@ -697,7 +697,7 @@ PAPER_FIG3 = pd.DataFrame([
     ("Q2 of |delta| on every task", "> 1e-4"),
     ("Q2 of |delta| on some tasks", "> 1e-3"),
     ("Taylor error measured", "not measured: argued from Proposition 1"),
-], columns=["quantity", "seed 000"])
+], columns=["quantity", "Anonymous (n.d.)"])
 
 
 def claims_table_taylor(summary: pd.DataFrame, paths: list[pd.DataFrame]) -> pd.DataFrame:
