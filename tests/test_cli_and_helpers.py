@@ -118,3 +118,5 @@ def test_the_run_times_page_counts_the_runs_each_execution_computed(tmp_path):
         "parameters": {"PROFILE": "quick"}, "duration": 60.0, "start_time": iso[0], "end_time": iso[1]}}}))
     (rows,) = notebooks.run_times(executed, runs)
     assert rows == {"notebook": "01_a", "profile": "quick", "seconds": 60.0, "finished": iso[1], "computed": 2}
+    assert notebooks.run_time_summary([rows]) == ("This build executed its 1 notebooks (quick profile) in 1.0 minutes; "
+                                                  "they computed 2 trained runs and read the others from the run cache.")

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from studylib.platform import params
-from studylib.platform.params import ParameterError, check
+from studylib.platform.params import Param, ParameterError, check
 from studylib.platform.profiles import NOTEBOOKS, resolve, resolve_values
 
 NB = "00_data_and_models"
@@ -74,3 +74,14 @@ def test_params_command_prints_every_profile(capsys):
     assert main(["params", NB]) == 0
     out = capsys.readouterr().out
     assert "DEMO_EPOCHS" in out and "quick=3" in out and "standard=30" in out
+
+
+def test_list_parameters_say_they_are_lists_and_what_each_item_accepts():
+    assert Param(list, "x", item=int, low=1, high=4).accepts() == "a list of int, each >= 1 and <= 4"
+    assert Param(list, "x", item=str, choices=("a", "b")).accepts() == "a list of str, each one of 'a', 'b'"
+    assert Param(str, "x", choices=("auto", "cpu")).accepts() == "one of 'auto', 'cpu'"
+    assert Param(float, "x", low=0.0, nullable=True).accepts() == "a float >= 0.0 (or 'none')"
+
+
+def test_notebooks_are_listed_in_chapter_order():
+    assert list(NOTEBOOKS) == sorted(NOTEBOOKS) and list(NOTEBOOKS)[-1] == "99_verdicts"

@@ -119,7 +119,20 @@ def write_run_times_page(folder: Path | None = None, root: Path | None = None) -
     out = Path(root or config.repo_root()) / "book" / "_generated" / "run_times.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
+    (out.parent / "run_time_summary.md").write_text(run_time_summary(rows) + "\n")
     return out
+
+
+def run_time_summary(rows: list[dict]) -> str:
+    """The one statement of this build's run time that the "Rerun it" page and the README point to (from
+    :func:`run_times`): notebooks, profiles, minutes, and the runs computed rather than read from the cache."""
+    if not rows:
+        return "No notebook has been executed for this build yet."
+    profiles = sorted({r["profile"] for r in rows})
+    computed = sum(r["computed"] for r in rows)
+    return (f"This build executed its {len(rows)} notebooks ({', '.join(profiles)} profile"
+            f"{'s' * (len(profiles) > 1)}) in {sum(r['seconds'] for r in rows) / 60:.1f} minutes; they computed "
+            f"{computed} trained run{'s' * (computed != 1)} and read the others from the run cache.")
 
 
 def write_parameters_page(root: Path | None = None) -> Path:

@@ -29,13 +29,19 @@ class Param:
     nullable: bool = False
 
     def accepts(self) -> str:
-        kind = self.kind.__name__
-        what = ("an " if kind[0] in "aeiou" else "a ") + kind + (f" of {self.item.__name__}" if self.item else "")
-        if self.choices:
-            what = "one of " + ", ".join(map(repr, self.choices))
+        """What the parameter accepts, in words: a list parameter names its items and the rule each item follows."""
         bounds = [f">= {self.low}" if self.low is not None else "", f"<= {self.high}" if self.high is not None else ""]
-        bounds = " and ".join(b for b in bounds if b)
-        return what + (f" {bounds}" if bounds else "") + (" (or 'none')" if self.nullable else "")
+        rule = [("one of " + ", ".join(map(repr, self.choices))) if self.choices else "",
+                " and ".join(b for b in bounds if b)]
+        rule = " ".join(r for r in rule if r)
+        if self.kind is list:
+            what = "a list" + (f" of {self.item.__name__}" if self.item else "") + (f", each {rule}" if rule else "")
+        else:
+            kind = self.kind.__name__
+            what = ("one of " + ", ".join(map(repr, self.choices)) if self.choices
+                    else ("an " if kind[0] in "aeiou" else "a ") + kind)
+            what += f" {rule}" if rule and not self.choices else ""
+        return what + (" (or 'none')" if self.nullable else "")
 
 
 def _coerce_scalar(name: str, spec: Param, kind: type, value: Any) -> Any:

@@ -257,6 +257,8 @@ NOTEBOOKS["06_model_information"] = Notebook(
 
 # The verdicts page reads the executed chapters' claims: no parameters of its own; it runs last.
 NOTEBOOKS["99_verdicts"] = Notebook("Verdicts", {}, {name: {} for name in PROFILES})
+# One order everywhere (run-all, the parameters page, the command line): the chapters' own, by their numbers.
+NOTEBOOKS = dict(sorted(NOTEBOOKS.items()))
 
 
 def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) -> dict[str, Any]:
