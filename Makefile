@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: setup assets browser book notebooks html test lab clean-book
+.PHONY: setup assets browser book notebooks html student test lab clean-book
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ html: setup
 	$(PY) -m studylib book
 
 book: notebooks html
+
+# The same book without the exercises' solutions, for a class: _build/student/_build/html.
+student: notebooks
+	$(PY) -m studylib book --student
 
 test: assets browser
 	$(PY) -m pytest -q

@@ -111,6 +111,23 @@ def test_strict_book_build_renders_pages_and_math_in_chromium(book_root, tmp_pat
     assert "Traceback" not in verdicts
     rerun = (html / "book" / "rerun.html").read_text()
     assert "00_data_and_models" in rerun and "quick" in rerun  # the measured run-time table
+    assert "This build executed its 8 notebooks (quick profile)" in rerun  # the one run-time statement
+    # exercises are numbered and referenceable, each with its solution; the intro glues every chapter's verdicts
+    chapter = (html / "book" / "notebooks" / "06_model_information.html").read_text()
+    assert 'id="mi-exercise-1"' in chapter and chapter.count('class="solution') == chapter.count('class="exercise')
+    assert "Exercise 1" in (html / "book" / "notebooks" / "01_iiw_pretrained_vs_random.html").read_text()
+    assert "What we found" in intro and ".ipynb::" not in intro and "claims of the five texts" in intro
+
+
+@pytest.mark.slow
+def test_student_book_has_the_exercises_without_their_solutions(book_root):
+    index = notebooks_run.build_book(strict=True, root=book_root, student=True)
+    assert index == book_root / "_build" / "student" / "_build" / "html" / "index.html"
+    for name in NOTEBOOKS:
+        if name[:2] in ("00", "99"):
+            continue
+        page = (index.parent / "book" / "notebooks" / f"{name}.html").read_text()
+        assert 'class="exercise' in page and 'class="solution' not in page, name
 
 
 @pytest.mark.slow

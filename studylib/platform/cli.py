@@ -2,7 +2,7 @@
 
     run NOTEBOOK [--profile P] [-p NAME VALUE ...] [--force]   execute one notebook
     run-all [--profile P] [--force]                           execute every notebook
-    book [--no-strict]                                        build the HTML book
+    book [--no-strict] [--student]                            build the HTML book (--student: without solutions)
     cache list | cache clean [--name N] [--stale]             inspect / clean the run cache
     assets list | assets install [NAME ...] [--force]         the offline data and weights
     params NOTEBOOK                                           a notebook's parameters and profiles
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_run_all)
     p = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     p.add_argument("--no-strict", dest="strict", action="store_false")
-    p.set_defaults(fn=lambda a: notebooks_run.build_book(a.strict))
+    p.add_argument("--student", action="store_true",
+                   help="build the book without the exercises' solutions, into _build/student/_build/html")
+    p.set_defaults(fn=lambda a: notebooks_run.build_book(a.strict, student=a.student))
     p = sub.add_parser("cache", help="list or clean the run cache")
     p.add_argument("action", choices=("list", "clean"))
     p.add_argument("--name")

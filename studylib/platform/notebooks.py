@@ -154,8 +154,10 @@ def write_parameters_page(root: Path | None = None) -> Path:
     return out
 
 
-def build_book(strict: bool = True, root: Path | None = None) -> Path:
-    """Build the HTML book from the executed notebooks with jupyter-book (strict: warnings fail)."""
+def build_book(strict: bool = True, root: Path | None = None, student: bool = False) -> Path:
+    """Build the HTML book from the executed notebooks with jupyter-book (strict: warnings fail). ``student``: the
+    same book without the exercises' solutions (sphinx-exercise's ``hide_solutions``), under ``_build/student``."""
+    import yaml
     root = Path(root or config.repo_root())
     missing = [n for n in notebook_names() if not (root / "book" / "notebooks" / f"{n}.ipynb").exists()]
     if missing:
@@ -163,13 +165,24 @@ def build_book(strict: bool = True, root: Path | None = None) -> Path:
                                 "`python -m studylib run-all` (or `make notebooks`) first")
     write_run_times_page(root / "book" / "notebooks", root)
     write_parameters_page(root)
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(root)]
+    out = root / "_build" / "student" if student else root
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(out)]
+    if student:
+        settings = yaml.safe_load((root / "_config.yml").read_text())
+        settings["sphinx"]["config"]["hide_solutions"] = True
+        # a config outside the root: its relative paths made absolute
+        settings["sphinx"]["local_extensions"] = {k: str(root / v) for k, v in settings["sphinx"]["local_extensions"].items()}
+        settings["bibtex_bibfiles"] = [str(root / f) for f in settings["bibtex_bibfiles"]]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "_config.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+        cmd += ["--config", str(out / "_config.yml")]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     start = time.time()
     subprocess.run(cmd, check=True)
-    print(f"book built in {time.time() - start:.0f} s: {root / '_build' / 'html' / 'index.html'}")
-    return root / "_build" / "html" / "index.html"
+    index = out / "_build" / "html" / "index.html"
+    print(f"book built in {time.time() - start:.0f} s: {index}")
+    return index
 
 
 def glued_values(path: Path) -> dict:
