@@ -23,7 +23,9 @@ assets: setup
 
 # Debian's Chromium, for the test that opens the built book.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || { echo "make test needs Chromium on the PATH (the test that opens the built book): on macOS" \
+	       "'brew install --cask chromium', on Debian or Ubuntu 'apt-get install chromium'; see the README"; exit 1; }
 
 notebooks: assets
 	$(PY) -m studylib run-all --profile standard

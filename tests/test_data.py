@@ -116,3 +116,54 @@ def test_reuters_pairs_and_topic_claims_are_labelled_by_topic():
     assert len(checked) > 300 and all(checked)
     test_premises = set(c.x_test[:, 0])
     assert not test_premises & set(c.x_train[:, 0])  # train and test articles are disjoint
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    """An ar archive as Debian packages use it: a signature, then a 60-byte header and the padded data per member."""
+    out = b"!<arch>\n"
+    for name, data in members.items():
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+        assert len(header) == 60
+        out += header + data + (b"\n" if len(data) % 2 else b"")
+    return out
+
+
+def _tar_xz(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_a_debian_package_unpacks_without_dpkg(tmp_path):
+    deb = _ar({"debian-binary": b"2.0\n", "control.tar.xz": _tar_xz({"control": b"Package: x\n"}),
+               "data.tar.xz": _tar_xz({"./usr/share/datasets/x/labels.gz": b"odd-length!"})})
+    assets.unpack_deb(deb, tmp_path)
+    assert (tmp_path / "usr/share/datasets/x/labels.gz").read_bytes() == b"odd-length!"
+    assert not (tmp_path / "control").exists()  # only the package's files, not its metadata
+    with pytest.raises(ValueError, match="no ar signature"):
+        assets.unpack_deb(b"PK\x03\x04", tmp_path)
+    with pytest.raises(ValueError, match="no data.tar member"):
+        assets.unpack_deb(_ar({"debian-binary": b"2.0\n"}), tmp_path)
+
+
+def test_a_download_must_match_its_checksum(tmp_path):
+    import hashlib
+    f = tmp_path / "package.tgz"
+    f.write_bytes(b"registry file")
+    good = hashlib.sha256(b"registry file").hexdigest()
+    assert assets.download(f.as_uri(), good) == b"registry file"
+    with pytest.raises(RuntimeError, match="differs from the expected"):
+        assets.download(f.as_uri(), "0" * 64)
+
+
+def test_npm_and_debian_assets_name_the_registry_file_they_fall_back_to():
+    for a in assets.ASSETS.values():
+        if a.registry in ("npm", "debian"):
+            assert a.archive.startswith(("https://registry.npmjs.org/", "http://deb.debian.org/debian/pool/"))
+            assert len(a.sha256) == 64

