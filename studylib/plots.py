@@ -455,8 +455,9 @@ def lines_by(runs, x: str, values: dict[str, str], hue: str, xlabel: str | None 
         ticks = np.unique(runs[x].to_numpy(dtype=float))
         if len(ticks) <= 10 and np.all(ticks == np.round(ticks)):  # a few whole numbers: one tick each
             ax.set_xticks(ticks)
-    axes[0].legend(fontsize=8, title=hue_label or hue, title_fontsize=8)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=min(len(groups), 6), fontsize=9,
+               title=hue_label or hue, title_fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.8))
     return fig
 
 
@@ -487,7 +488,7 @@ def component_bars(runs, label: str, values: dict[str, str], names: dict[str, st
         mean, sd = _mean_sd(runs, [label], col)
         ax.bar(range(len(mean)), mean, yerr=sd, capsize=3, color="tab:blue")
         ax.set_xticks(range(len(mean)), [(names or {}).get(k, str(k)) for k in mean.index], rotation=30, ha="right",
-                      fontsize=9)
+                      fontsize=10)
         ax.set(ylabel=title)
     fig.tight_layout()
     return fig

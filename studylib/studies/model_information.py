@@ -229,10 +229,10 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     alone = distill[(distill.sweep == "teacher") & distill.teacher_width.isna()].set_index("seed").student_acc
     taught = distill[distill.sweep.isin(["teacher", "alpha"]) & distill.teacher_width.notna() & (distill.alpha > 0)
                      ].drop_duplicates(["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
-    change = (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
-    out.append(claims.mean_claim(change, expected_sign=0, negligible=0.02, unit="seeds",
+    change = 100 * (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
+    out.append(claims.mean_claim(change, expected_sign=0, negligible=2.0, unit="seeds",
                                  claim="Distillation changes the student's accuracy little", where="§7, Tables 10-11",
-                                 statistic="mean change in student accuracy over the taught settings"))
+                                 statistic="mean change in student test accuracy over the taught settings (points)"))
     return claims.table(out)
 
 
@@ -337,6 +337,8 @@ def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
 
 TASK_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "mnist1d": "MNIST-1D", "cluttered_mnist": "cluttered MNIST",
               "uci_digits": "UCI digits"}
+#: cell padding for the plain numeric tables of the model-information chapter
+TABLE_STYLE = [{"selector": "th, td", "props": "padding: 0.2em 0.8em"}]
 NOISE_NAMES = {"missing_pixels": "missing pixels", "missing_objects": "missing objects", "massart": "Massart label noise"}
 
 
@@ -383,7 +385,7 @@ def capacity_beside(capacity_runs: pd.DataFrame) -> pd.DataFrame:
     over seeds), each model named with its parameter count."""
     sized = _with_size(capacity_runs)
     widths = sorted(sized.width.unique(), reverse=True)
-    params = sized.groupby("width").n_params.first()
+    params = sized.sort_values("size").groupby("width").n_params.last()  # at the largest task
     sizes = task_sizes(capacity_runs)
     n = max(len(PAPER_CAPACITY), len(sizes))
     columns = [f"task {i + 1}" for i in range(n)]
@@ -391,8 +393,8 @@ def capacity_beside(capacity_runs: pd.DataFrame) -> pd.DataFrame:
         values = list(values)
         return pd.Series(values, index=columns[:len(values)]).reindex(columns).fillna("")
 
-    rows = {("task", "paper"): row(f"{c} classes" for c in PAPER_CAPACITY.index),
-            ("task", "ours"): row(sizes.label)}
+    rows = {("task size", "paper"): row(f"{c} classes" for c in PAPER_CAPACITY.index),
+            ("task size", "ours"): row(sizes.label)}
     for rank in range(max(len(widths), PAPER_CAPACITY.shape[1])):
         model = "widest" if rank == 0 else "narrowest" if rank == len(widths) - 1 else f"model {rank + 1}"
         if rank < PAPER_CAPACITY.shape[1]:
@@ -403,7 +405,7 @@ def capacity_beside(capacity_runs: pd.DataFrame) -> pd.DataFrame:
             info = mean_sd_text(sized[sized.width == w].sort_values("size"), ["size"], "info_bits")
             rows[(model, f"ours: width {w} ({params[w]:,})")] = row(info)
     out = pd.DataFrame(rows).T
-    out.index.names = ["model", "information (bits) of"]
+    out.index.names = ["model (parameters)", "information (bits)"]
     return out
 
 
