@@ -265,13 +265,13 @@ def _saturation(capacity: pd.DataFrame) -> claims.Claim:
 
 
 def controls_table(capacity: pd.DataFrame, squares: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
-    """The positive controls of the model-information chapter, each a claim whose answer is known or that tests the
-    paper's claim where its effect must show, decided by the claims engine over the seeds:
+    """The positive controls of the model-information chapter (claims whose answer is known) and its strength sweep
+    (the missing-pixels claim at strengths that matter), decided by the claims engine over the seeds:
 
     - the widest model's information grows with the task (classes, then training examples): the estimator sees a
       larger task, so the capacity claims can be read;
-    - a larger missing central square (``squares``: runs over its side in pixels, ``level``) changes the information
-      of MNIST: missing pixels at strengths that remove much of the digit;
+    - the sweep: a larger missing central square (``squares``: runs over its side in pixels, ``level``) raises the
+      information of MNIST, tested at strengths that remove much of the digit;
     - a "privileged" teacher, also trained on a labelled pool disjoint from the coded examples, transfers more at a
       larger alpha (what the alpha claim needs the estimator to see), and more than the plain teacher at the same
       alpha (two rows).
@@ -282,7 +282,7 @@ def controls_table(capacity: pd.DataFrame, squares: pd.DataFrame, distill: pd.Da
                              claim="The widest model's information grows with the task", where="control",
                              statistic="tau (task size, information) within seeds")]
     out.append(claims.rank_claim(squares.level, squares.info_bits, 1, groups=squares.seed, unit="(side, seed) runs",
-                                 claim="A larger missing central square raises the information", where="control",
+                                 claim="A larger missing central square raises the information", where="sweep",
                                  statistic="tau (side of the square, information) within seeds"))
     privileged = distill[(distill.sweep == "privileged") & (distill.alpha > 0)]
     plain = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]
