@@ -103,7 +103,7 @@ def test_same_seed_same_numbers_and_warm_start_differs():
 def test_synced_distillation_with_alpha_zero_is_plain_coding_and_otherwise_changes_the_code():
     x = gaussian_inputs(300)
     y = rule_labels(x)
-    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, len(y), spec=SPEC)
+    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, spec=SPEC)
     alone = mdl.prequential_codelength(linear, x, y, K, spec=SPEC)
     ignored = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=0.0))
     taught = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=0.5))
@@ -165,7 +165,7 @@ def test_synced_distillation_on_random_labels_costs_about_the_uniform_code():
     add bits, as fitting noise does to the plain code)."""
     x = gaussian_inputs(600)
     y = np.random.default_rng(1).integers(0, K, 600)
-    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, len(y), spec=SPEC)
+    logits = mdl.synced_teacher_logits(mlp_teacher, x, y, spec=SPEC)
     for alpha in (0.5, 1.0):
         code = mdl.prequential_codelength(linear, x, y, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=alpha))
         assert 0.98 < code.total_bits / code.uniform_bits < 1.3
@@ -177,7 +177,7 @@ def test_a_teacher_that_saw_more_data_transfers_more_at_larger_alpha():
     x = gaussian_inputs(1400)
     y = rule_labels(x)
     data, pool = (x[:200], y[:200]), (x[200:], y[200:])
-    logits = mdl.synced_teacher_logits(mlp_teacher, *data, 200, spec=SPEC, pool=pool)
+    logits = mdl.synced_teacher_logits(mlp_teacher, *data, spec=SPEC, pool=pool)
     assert len(logits) == len(mdl.block_ends(200)) - 1 and logits[0].shape == (1, K)
     codes = [mdl.prequential_codelength(linear, *data, K, spec=SPEC, distill=mdl.Distillation(logits, alpha=a)).total_bits
              for a in (0.0, 0.5, 0.9)]

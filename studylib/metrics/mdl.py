@@ -77,13 +77,13 @@ class Distillation:
             raise ValueError(f"Distillation needs alpha in [0, 1] and temperature > 0, got {self.alpha}, {self.temperature}")
 
 
-def synced_teacher_logits(teacher_factory: Callable[[], nn.Module], x, y, num_examples: int, blocks=DEFAULT_BLOCKS,
+def synced_teacher_logits(teacher_factory: Callable[[], nn.Module], x, y, blocks=DEFAULT_BLOCKS,
                           spec: TrainSpec = TrainSpec(), seed: int = 0, device=None, pool=None) -> list[torch.Tensor]:
-    """The teachers of synced distillation (model-information chapter): for each block after the first of a
-    prequential code of ``num_examples`` examples, a fresh teacher trained on the examples sent before it (and on
-    ``pool``, an extra labelled ``(x, y)`` disjoint from them, when given: a teacher that knows more than the data),
-    and its logits on those examples. The teacher never sees a label the student has yet to code."""
-    ends, dev = block_ends(num_examples, blocks), core.device(device)
+    """The teachers of synced distillation (model-information chapter): for each block after the first of the
+    prequential code of ``(x, y)``, a fresh teacher trained on the examples sent before it (and on ``pool``, an extra
+    labelled ``(x, y)`` disjoint from them, when given: a teacher that knows more than the data), and its logits on
+    those examples. The teacher never sees a label the student has yet to code."""
+    ends, dev = block_ends(len(y), blocks), core.device(device)
     out = []
     for i in progress(range(1, len(ends)), total=len(ends) - 1, desc="synced teachers"):
         xs, ys = x[:ends[i - 1]], y[:ends[i - 1]]

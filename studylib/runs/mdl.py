@@ -197,7 +197,7 @@ def _teacher(p, train, pool, test, K, width) -> dict:
     ``pool``), its logits on ``train`` when trained on all of it (and ``pool``), and its test accuracy."""
     dev, spec = core.device(p["device"]), train_spec(p)
     make = factory("mlp", train[0].shape[1:], K, width)
-    synced = mdl.synced_teacher_logits(make, *train, len(train[1]), spec=spec, seed=p["seed"], device=dev, pool=pool)
+    synced = mdl.synced_teacher_logits(make, *train, spec=spec, seed=p["seed"], device=dev, pool=pool)
     x, y = train if pool is None else (np.concatenate([train[0], pool[0]]), np.concatenate([train[1], pool[1]]))
     full = mdl.fit(mdl.fresh(make, None, p["seed"] + 1), x, y, spec, p["seed"] + 1, dev)
     return {"synced": synced, "logits": mdl.predict(full, train[0], dev), "acc": _evaluate(full, test, dev)["acc"]}

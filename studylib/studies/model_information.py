@@ -32,20 +32,14 @@ def mean_over_seeds(frame: pd.DataFrame, keys: list[str], value: str) -> pd.Data
     return out
 
 
-def info_runs(cells: list[dict], settings: dict, workers: int | None = None, repeats: int = 1) -> pd.DataFrame:
-    """One cached :func:`~studylib.runs.mdl.info_run` per cell (cells override ``settings``) and seed, on ``workers``
-    processes: one row per (cell, seed). :func:`mean_over_seeds` gives the table the chapter shows; the claims
-    read the seeds."""
-    return run_all({"runs": cells}, {}, settings, repeats, workers)["runs"]
-
-
 def run_all(info_cells: dict[str, list[dict]], studies: dict[str, dict], settings: dict, repeats: int = 1,
             workers: int | None = None) -> dict[str, pd.DataFrame]:
     """Every run of the model-information chapter in one grid on ``workers`` processes, so that no worker idles while
     the last seed of a long study runs alone: the per-seed ``studies`` first (a name of :data:`STUDIES` -> its
-    parameters, as :func:`cached`, in the order given: put the longest first), then the information runs of
-    ``info_cells`` (a name -> cells overriding ``settings``, as :func:`info_runs`), widest models first. Returns one
-    frame per name: a row per (cell, seed) for information runs, the records of every seed for a study."""
+    parameters, in the order given: put the longest first; each run one seed), then the information runs of
+    ``info_cells`` (a name -> cells overriding ``settings``, each cached :func:`~studylib.runs.mdl.info_run` once per
+    seed), widest models first. Returns one frame per name: a row per (cell, seed) for information runs, the records
+    of every seed, with a ``seed`` column, for a study (:func:`averaged` gives the table the chapter shows)."""
     for name in studies:
         if name not in STUDIES:
             raise ValueError(f"studies accepts names among {sorted(STUDIES)}, got {name!r}")
@@ -92,18 +86,8 @@ STUDIES = {"mdl_domains": (domain_run, ["source", "target"], "L"),
            "mdl_distillation": (distillation_run, ["sweep", "teacher_width", "alpha"], "I")}
 
 
-def cached(name: str, p: dict, repeats: int = 1, workers: int | None = None) -> pd.DataFrame:
-    """The records of a cached :func:`~studylib.runs.mdl.domain_run` (``name`` "mdl_domains"),
-    :func:`~studylib.runs.mdl.ablation_run` ("mdl_ablation") or :func:`~studylib.runs.mdl.distillation_run`
-    ("mdl_distillation"), one run per seed on ``workers`` processes: the records of every seed, with a ``seed``
-    column (:func:`averaged` gives the table the chapter shows)."""
-    if name not in STUDIES:
-        raise ValueError(f"name must be one of {sorted(STUDIES)}, got {name!r}")
-    return run_all({}, {name: p}, {}, repeats, workers)[name]
-
-
 def averaged(name: str, records: pd.DataFrame) -> pd.DataFrame:
-    """The records of :func:`cached` study ``name`` averaged over the seeds (:func:`mean_over_seeds`)."""
+    """The records of study ``name`` (from :func:`run_all`) averaged over the seeds (:func:`mean_over_seeds`)."""
     _, keys, value = STUDIES[name]
     return mean_over_seeds(records, keys, value)
 
@@ -186,7 +170,7 @@ def _task_pair(info: pd.DataFrame, larger: str, smaller: str, claim: str) -> cla
 def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame, capacity: pd.DataFrame,
                  ablation: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
     """Seed 003's claims, each decided by the claims engine over the seeds: every frame holds one row per
-    (setting, seed) (:func:`info_runs`, :func:`cached`). Differences are paired by seed (t intervals); trends are
+    (setting, seed) (:func:`run_all`). Differences are paired by seed (t intervals); trends are
     Kendall taus stratified by seed, so that only settings run with the same seed are compared."""
     info = _by_seed(tasks, "task", "info_bits")
     out = [_task_pair(info, "cluttered_mnist", "mnist", "Street-view digits (SVHN) carry more information than MNIST"),
@@ -467,8 +451,8 @@ def distillation_beside(distill_runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     teachers = d[d.sweep == "teacher"].assign(teacher=lambda f: f.teacher_width.map(
         lambda w: "none (student alone)" if pd.isna(w) else f"MLP width {w:g}"))
     keys = ["teacher"]
-    ours10 = pd.DataFrame({"teacher accuracy (%)": mean_sd_text(teachers, keys, "teacher_acc", 100, 1).replace(
-        "nan", ""), "student accuracy (%)": mean_sd_text(teachers, keys, "student_acc", 100, 1),
+    ours10 = pd.DataFrame({"teacher accuracy (%)": mean_sd_text(teachers, keys, "teacher_acc", 100, 1),
+                           "student accuracy (%)": mean_sd_text(teachers, keys, "student_acc", 100, 1),
         "I (bits)": mean_sd_text(teachers, keys, "I")}).reset_index()
     ours10.loc[ours10.teacher.str.startswith("none"), "teacher accuracy (%)"] = ""
     p10 = PAPER_DISTILLATION[PAPER_DISTILLATION.sweep == "teacher"]
