@@ -535,3 +535,55 @@ def stage_curves(epochs, hue: str, hue_label: str):
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def ranking_chart(table):
+    """Head-to-head chapter: every measure's granulated Psi (mean over axes) and overall Kendall tau with the gap,
+    each with its 95% interval, ranked as in ``table`` (:func:`studylib.studies.head_to_head.scores`)."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.36 * len(table) + 1.4))
+    y = np.arange(len(table))[::-1]
+    for col, offset, marker, name in (("Psi", 0.14, "o", "Ψ (mean over axes)"), ("tau", -0.14, "s", "overall τ")):
+        est = table[col].to_numpy(float)
+        err = np.abs(np.vstack([est - table[f"{col}_low"], table[f"{col}_high"] - est]))
+        ax.errorbar(est, y + offset, xerr=np.nan_to_num(err), fmt=marker, ms=5, capsize=2, label=name)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, table.label, fontsize=10)
+    ax.set(xlabel="rank correlation with the generalization gap")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.0 + 0.9 / (0.36 * len(table) + 1.4)), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def psi_heatmap(table, axis_names: dict[str, str]):
+    """Head-to-head chapter: each measure's granulated psi along each hyperparameter axis (Jiang et al.'s columns),
+    measures in ``table``'s order."""
+    cols = [c for c in table.columns if c.startswith("psi_")]
+    values = table[cols].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(0.75 * len(cols) + 3.0, 0.3 * len(table) + 1.2))
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)), [axis_names[c[4:]].replace(" ", "\n") for c in cols], fontsize=9)
+    ax.set_yticks(range(len(table)), table.label, fontsize=10)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=9, color="w" if abs(v) > 0.6 else "k")
+    ax.grid(False)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="ψ (mean within-group τ)")
+    fig.tight_layout()
+    return fig
+
+
+def gap_by_axis(zoo, axes: dict[str, str], gap: str = "gap"):
+    """Head-to-head chapter: the generalization gap of every model against each hyperparameter axis (three panels a
+    row), every model a dot, the mean per value a bar."""
+    fig, panels = _panels(len(axes), per_row=3, width=2.9, height=2.5)
+    rng = np.random.default_rng(0)
+    for ax, (axis, label) in zip(panels, axes.items()):
+        values = sorted(zoo[axis].unique())
+        for i, v in enumerate(values):
+            g = zoo.loc[zoo[axis] == v, gap].to_numpy(float)
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(g)), 100 * g, s=6, alpha=0.4, color="tab:blue")
+            ax.plot([i - 0.25, i + 0.25], [100 * g.mean()] * 2, color="k", lw=2)
+        ax.set_xticks(range(len(values)), [_short(v) for v in values])
+        ax.set(xlabel=label, ylabel="gap (points)")
+    fig.tight_layout()
+    return fig

@@ -14,6 +14,7 @@ from studylib.data import loaders
 from studylib.platform import config
 from studylib.platform import notebooks as notebooks_run
 from studylib.platform.profiles import NOTEBOOKS
+from studylib.studies import head_to_head as h2h
 from studylib.studies import model_information as mi
 
 ROOT = config.repo_root()
@@ -111,7 +112,7 @@ def test_strict_book_build_renders_pages_and_math_in_chromium(book_root, tmp_pat
     assert "Traceback" not in verdicts
     rerun = (html / "book" / "rerun.html").read_text()
     assert "00_data_and_models" in rerun and "quick" in rerun  # the measured run-time table
-    assert "This build executed its 8 notebooks (quick profile)" in rerun  # the one run-time statement
+    assert "This build executed its 9 notebooks (quick profile)" in rerun  # the one run-time statement
     # exercises are numbered and referenceable, each with its solution; the intro glues every chapter's verdicts
     chapter = (html / "book" / "notebooks" / "06_model_information.html").read_text()
     assert 'id="mi-exercise-1"' in chapter and chapter.count('class="solution') == chapter.count('class="exercise')
@@ -230,6 +231,22 @@ def test_model_information_glued_values(book_root):
 
 
 @pytest.mark.slow
+def test_head_to_head_glued_values(book_root):
+    g = notebooks_run.glued_values(book_root / "book" / "notebooks" / "07_head_to_head.ipynb")
+    quick = NOTEBOOKS["07_head_to_head"].profiles["quick"]
+    models = 2 ** 6 * quick["REPEATS"]
+    assert g["h2h_models"] == f"{models:,}" and 0 < int(g["h2h_converged"]) <= models
+    assert g["h2h_n_measures"] == len(h2h.MEASURES)
+    labels = {label for label, _ in h2h.MEASURES.values()}
+    assert g["h2h_first"] in labels and g["h2h_cmi_first"] in labels
+    assert sorted(g[f"h2h_rank_{m}"] for m in h2h.MEASURES) == list(range(1, len(h2h.MEASURES) + 1))
+    assert g["h2h_claims_total"] == len(h2h.CLAIM_NAMES)
+    for name in h2h.CLAIM_NAMES:
+        assert g[f"h2h_claim_{name}"] in claims.VERDICTS and g[f"h2h_claim_{name}_evidence"]
+    assert g["h2h_early_claim"] in claims.VERDICTS
+
+
+@pytest.mark.slow
 def test_verdicts_page_counts_every_chapters_claims(book_root):
     folder = book_root / "book" / "notebooks"
     totals = {}
@@ -237,7 +254,7 @@ def test_verdicts_page_counts_every_chapters_claims(book_root):
         g = notebooks_run.glued_values(path)
         totals.update({k: v for k, v in g.items() if k.endswith("_claims_total")})
     g = notebooks_run.glued_values(folder / "99_verdicts.ipynb")
-    assert g["verdicts_total"] == sum(totals.values()) and len(totals) == 6
+    assert g["verdicts_total"] == sum(totals.values()) and len(totals) == 7
     assert sum(g[f"verdicts_{v.replace(' ', '_')}"] for v in claims.VERDICTS) == g["verdicts_total"]
     assert g["verdicts_coverage_min"] >= 0.9
     # the same records the chapters published, none retyped

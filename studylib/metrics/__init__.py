@@ -8,7 +8,8 @@ transformers, papermill nor matplotlib.
 - :mod:`~studylib.metrics.iiw`: information in weights, three estimators, any parameter grouping;
 - :mod:`~studylib.metrics.taylor`: the error of the second-order expansion behind the IIW estimator;
 - :mod:`~studylib.metrics.utilization`: layer utilization and contribution (distances to initial weights);
-- :mod:`~studylib.metrics.mdl`: prequential codelength and model information, in bits.
+- :mod:`~studylib.metrics.mdl`: prequential codelength and model information, in bits;
+- :mod:`~studylib.metrics.baselines`: Jiang et al. (2020)'s baseline measures (norms, margin, flatness).
 
 A batch, for the metrics that run a model, is a dict of the model's keyword inputs plus ``labels``; a plain
 module's single tensor input is under ``x`` (:mod:`studylib.core`). The IIW function,

@@ -4,5 +4,6 @@
 - :mod:`~studylib.runs.mlp`: a plain MLP on an image or vector data set ("data and models", ESD audit);
 - :mod:`~studylib.runs.finetune`: encoders fine-tuned with IIW recorded per epoch (the three IIW chapters);
 - :mod:`~studylib.runs.utilization`: the layer-utilization grid's runs;
-- :mod:`~studylib.runs.mdl`: the model-information chapter's runs.
+- :mod:`~studylib.runs.mdl`: the model-information chapter's runs;
+- :mod:`~studylib.runs.zoo`: the head-to-head chapter's zoo, one model a run.
 """

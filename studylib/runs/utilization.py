@@ -38,9 +38,10 @@ def shuffle_labels(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarra
 
 def train_sgd(model: nn.Module, x, y, lr: float, momentum: float, batch_size: int, max_epochs: int,
               stop: str = "fixed", patience: int = 20, tol: float = 1e-3, interpolation_loss: float | None = 1e-4,
-              seed: int = 0, device=None, at_epochs: dict[int, Callable[[], None]] | None = None) -> dict:
-    """Plain SGD with momentum on cross-entropy, the chapter's loop; batches drawn from a generator seeded by
-    ``seed``.
+              seed: int = 0, device=None, at_epochs: dict[int, Callable[[], None]] | None = None,
+              weight_decay: float = 0.0) -> dict:
+    """Plain SGD with momentum (and ``weight_decay``, none in this chapter) on cross-entropy, the chapter's loop;
+    batches drawn from a generator seeded by ``seed``. The head-to-head chapter's zoo trains with it too.
 
     ``stop="fixed"``: exactly ``max_epochs`` epochs, as the paper trains (10,000). ``stop="plateau"``: until the
     best training loss has not improved by a relative ``tol`` for ``patience`` epochs, the training loss falls
@@ -54,7 +55,7 @@ def train_sgd(model: nn.Module, x, y, lr: float, momentum: float, batch_size: in
     model.to(dev).train()
     x, y = torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     losses, best, since_best, reason = [], math.inf, 0, "fixed epochs" if stop == "fixed" else "epoch cap"
     for _ in range(max_epochs):
         total = 0.0

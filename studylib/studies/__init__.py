@@ -3,7 +3,8 @@
 - :mod:`~studylib.studies.iiw`: the three IIW chapters (pre-trained vs random, fine-tuning epochs, Taylor error);
 - :mod:`~studylib.studies.utilization`: layer utilization and re-initialisation;
 - :mod:`~studylib.studies.esd`: the ESD audit;
-- :mod:`~studylib.studies.model_information`: model information.
+- :mod:`~studylib.studies.model_information`: model information;
+- :mod:`~studylib.studies.head_to_head`: every measure on one zoo (the head-to-head chapter).
 
 Study modules sit outside the runs' cache keys: a change to a table or a verdict rule re-reads, never
 retrains.

@@ -1,0 +1,215 @@
+"""The head-to-head chapter's zoo grid, its scores (Kendall tau, granulated Psi, PGDL's conditional mutual
+information) and the source texts' claims re-tested on the zoo.
+
+Used by the chapter "Head to head". Each model is a cached :func:`studylib.runs.zoo.zoo_run`; this module is outside
+the runs' cache key, so a change to a score or a verdict rule does not retrain the zoo.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .. import claims, judging, stats
+from ..platform.cache import cached_run
+from ..platform.executor import run_grid
+from ..runs.zoo import AXES, zoo_run
+from . import esd as esd_study, iiw as iiw_study, model_information as mi_study, utilization as util_study
+
+JIANG = "Jiang et al. (2020)"
+#: every measure scored: column -> (label on the page, the source that proposes or studies it). Each is oriented as a
+#: complexity: its source expects a larger value to go with a larger generalization gap.
+MEASURES = {
+    "iiw_fisher": ("IIW, Fisher estimator", iiw_study.PAPER),
+    "iiw_pib": ("IIW, PAC-Bayes IB code", iiw_study.PAPER),
+    "distance_init": ("distance from initialisation", util_study.PAPER),
+    "distance_init_final": ("final-layer distance from init.", util_study.PAPER),
+    "esd_alpha": ("ESD alpha", esd_study.PAPER),
+    "esd_alpha_weighted": ("alpha-hat (weighted alpha)", esd_study.PAPER),
+    "esd_log_alpha_norm": ("log alpha-norm", esd_study.PAPER),
+    "esd_log_norm": ("log Frobenius norm", esd_study.PAPER),
+    "esd_log_spectral_norm": ("log spectral norm", esd_study.PAPER),
+    "model_information": ("model information (eq. 2)", mi_study.PAPER),
+    "num_parameters": ("parameter count", JIANG),
+    "log_spectral_product": ("log product of spectral norms", JIANG),
+    "log_path_norm": ("log path norm", JIANG),
+    "inverse_margin": ("1 / margin²", JIANG),
+    "pacbayes_flatness": ("PAC-Bayes flatness 1 / σ²", JIANG),
+}
+#: readable names of the zoo's hyperparameter axes
+AXIS_NAMES = {"depth": "depth", "width": "width", "lr": "learning rate", "batch_size": "batch size",
+              "weight_decay": "weight decay", "label_noise": "label noise"}
+#: the generalization gap every score uses (PGDL's: training minus test accuracy)
+GAP = "gap"
+#: seed 003's reading of label noise (§3): wrong labels confuse, they add nothing to learn
+NOISE_CLAIM = "wrong labels are pure noise: they do not raise a model's information"
+#: share of a zoo's models that must reach the training-loss target for a verdict to be a finding
+CONVERGED_SHARE = 0.9
+
+
+def zoo_tasks(axes: dict[str, list], seeds: list[int], settings: dict) -> list[dict]:
+    """One task per (setting of every axis, seed): the full factorial grid, widest and deepest models first so that
+    no worker idles at the end. ``axes``: each of :data:`~studylib.runs.zoo.AXES` -> its values."""
+    missing = set(AXES) ^ set(axes)
+    if missing:
+        raise ValueError(f"axes must give values for exactly {AXES}; wrong: {sorted(missing)}")
+    tasks = [{**settings, **dict(zip(AXES, values)), "seed": seed}
+             for values in itertools.product(*(axes[a] for a in AXES)) for seed in seeds]
+    return sorted(tasks, key=lambda t: -t["width"] * t["depth"])
+
+
+def zoo_model(**p) -> dict:
+    """A grid task for :func:`studylib.platform.executor.run_grid`: one cached zoo model's parameters and metrics."""
+    run = cached_run("zoo", p, zoo_run)
+    return {**p, **run.metrics, "from_cache": run.from_cache}
+
+
+def run_zoo(axes: dict[str, list], seeds: list[int], settings: dict, workers=None, scheduler=None) -> pd.DataFrame:
+    """Every model of the zoo through the grid executor (local processes, or a Dask cluster with ``scheduler``), one
+    row each."""
+    return pd.DataFrame(run_grid(zoo_model, zoo_tasks(axes, seeds, settings), workers=workers, scheduler=scheduler,
+                                 desc="zoo"))
+
+
+def converged(zoo: pd.DataFrame) -> pd.DataFrame:
+    """The models that reached the training-loss target, the ones every score is computed on (as Jiang et al.)."""
+    return zoo[zoo.converged.astype(bool)].reset_index(drop=True)
+
+
+def _hparams(zoo: pd.DataFrame) -> pd.DataFrame:
+    return zoo[[*AXES, "seed"]]
+
+
+def _varied(zoo: pd.DataFrame) -> list[str]:
+    return [a for a in AXES if zoo[a].nunique() > 1]
+
+
+def scores(zoo: pd.DataFrame, level: float = 0.95, n_boot: int = 1000, cmi_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the gap (``tau``, its belt),
+    the granulated psi of every varied axis, their mean ``Psi`` (its bootstrap interval) and PGDL's conditional mutual
+    information ``cmi`` (its bootstrap interval), ranked by Psi."""
+    models = converged(zoo)
+    axes, hp = _varied(models), _hparams(models)
+    rows = []
+    for column, (label, source) in MEASURES.items():
+        x, gap = models[column].to_numpy(float), models[GAP].to_numpy(float)
+        tau = stats.kendall(x, gap, level=level)
+        psi = judging.granulated_taus(x, gap, hp, axes, level, n_boot, seed)
+        cmi = judging.cmi_estimate(x, gap, hp, axes, level, cmi_boot, seed)
+        rows.append({"measure": column, "label": label, "source": source, "tau": tau.estimate, "tau_low": tau.low,
+                     "tau_high": tau.high, **{f"psi_{a}": psi[a].estimate for a in axes},
+                     "Psi": psi["Psi"].estimate, "Psi_low": psi["Psi"].low, "Psi_high": psi["Psi"].high,
+                     "cmi": cmi.estimate, "cmi_low": cmi.low, "cmi_high": cmi.high})
+    frame = pd.DataFrame(rows).sort_values("Psi", ascending=False, na_position="last").reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def ranking_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table for the page: measure, overall tau, Psi and CMI (×100, PGDL's scale), each with its 95%
+    interval (the per-axis psis are the chapter's heat map)."""
+    return pd.DataFrame({
+        "rank": table["rank"], "measure": table.label,
+        "Kendall τ [95% CI]": [claims.interval_text(*r) for r in table[["tau", "tau_low", "tau_high"]].to_numpy()],
+        "Ψ, mean over axes [95% CI]": [claims.interval_text(*r) for r in table[["Psi", "Psi_low", "Psi_high"]].to_numpy()],
+        "CMI ×100 [95% CI]": [claims.interval_text(*(100 * r), digits=1)
+                              for r in table[["cmi", "cmi_low", "cmi_high"]].to_numpy()]})
+
+
+def zoo_summary(zoo: pd.DataFrame) -> dict:
+    """The zoo's facts the chapter glues: models, converged models, accuracies and gaps (converged models)."""
+    models = converged(zoo)
+    return {"models": len(zoo), "converged": len(models), "configurations": len(zoo.drop_duplicates(list(AXES))),
+            "seeds": zoo.seed.nunique(), "train_acc_min": float(models.train_acc.min()),
+            "test_acc_min": float(models.test_acc.min()), "test_acc_max": float(models.test_acc.max()),
+            "gap_min": float(models[GAP].min()), "gap_max": float(models[GAP].max()),
+            "epochs_median": float(models.epochs.median())}
+
+
+def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The source texts' claims re-tested on the zoo's converged models, each with its own paper; a verdict needs
+    :data:`CONVERGED_SHARE` of the zoo to have reached the training-loss target (models that fit their data)."""
+    models = converged(zoo)
+    n_conv = len(models)
+    met = n_conv >= CONVERGED_SHARE * len(zoo)
+    reason = f"only {n_conv} of {len(zoo)} models reached the training-loss target"
+    noise_groups = judging.axis_groups(_hparams(models), "label_noise")
+    tested = [
+        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, level=level, unit="models",
+                                            claim="a lower IIW goes with a smaller generalization gap",
+                                            where="§1 (after Xu & Raginsky 2017; Wang et al. 2022)")),
+        (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, level=level, unit="models",
+                                             claim="the final layer's distance from its initial weights tracks the "
+                                                   "generalization gap", where="abstract; Hypothesis 2")),
+        (esd_study.PAPER, claims.rank_claim(models.esd_alpha_weighted, models.test_acc, -1, level=level, unit="models",
+                                            claim="a smaller alpha-hat goes with a higher test accuracy",
+                                            where="§5, Table 1")),
+        (mi_study.PAPER, claims.rank_claim(models.model_information, models.label_noise, "not positive",
+                                           groups=noise_groups, level=level, unit="models", claim=NOISE_CLAIM,
+                                           where="§3, Fig. 3 and Table 4")),
+    ]
+    return claims.table([replace(claims.precondition(c, met, reason), paper=paper) for paper, c in tested])
+
+
+#: the claims of :func:`claims_table`, in order, by the names the chapter glues them under
+CLAIM_NAMES = ("iiw", "final_layer", "alpha_hat", "information")
+
+#: PGDL's published CMI scores (×100, the mean over the competition's public tasks; Jiang et al. 2020b): the one
+#: measure of ours it scored, and the winning entry for scale
+PGDL_PUBLISHED = {"distance_init": 4.92, "winner": 22.92}
+
+
+def published_beside(table: pd.DataFrame) -> pd.DataFrame:
+    """PGDL's published CMI scores beside ours (×100): the distance from initialisation row for row, and the best
+    score of each (PGDL's winning entry; our best measure)."""
+    mine = table.set_index("measure")
+    text = lambda r: claims.interval_text(100 * r.cmi, 100 * r.cmi_low, 100 * r.cmi_high, digits=1)
+    best = table.loc[table.cmi.idxmax()]
+    return pd.DataFrame([
+        {"row": "distance from initialisation", "PGDL: measure": MEASURES["distance_init"][0],
+         "PGDL: CMI ×100": f"{PGDL_PUBLISHED['distance_init']:.2f}", "this zoo: measure": MEASURES["distance_init"][0],
+         "this zoo: CMI ×100 [95% CI]": text(mine.loc["distance_init"])},
+        {"row": "the best score", "PGDL: measure": "the winning entry",
+         "PGDL: CMI ×100": f"{PGDL_PUBLISHED['winner']:.2f}", "this zoo: measure": best.label,
+         "this zoo: CMI ×100 [95% CI]": text(best)}])
+
+
+def information_protocols(zoo: pd.DataFrame) -> pd.DataFrame:
+    """Model information and test accuracy of every converged model under two protocols, one row per (model,
+    protocol): ``"interpolating (the zoo)"``, the zoo's weights, and ``"early-stopped (chapter 6)"``, the same
+    architecture trained with Adam and early stopping on the same examples, coding the same held-out examples."""
+    models = converged(zoo)
+    keep = [*AXES, "seed"]
+    zoo_rows = models[keep].assign(protocol="interpolating (the zoo)", information=models.model_information,
+                                   test_acc=models.test_acc)
+    early_rows = models[keep].assign(protocol="early-stopped (chapter 6)", information=models.early_information,
+                                     test_acc=models.early_test_acc)
+    return pd.concat([zoo_rows, early_rows], ignore_index=True)
+
+
+def early_information_claim(zoo: pd.DataFrame, level: float = 0.95) -> claims.Claim:
+    """The model-information paper's label-noise claim under its own protocol: the early-stopped models' information
+    against label noise, within groups that differ in the noise only."""
+    models = converged(zoo)
+    return claims.rank_claim(models.early_information, models.label_noise, "not positive",
+                             groups=judging.axis_groups(_hparams(models), "label_noise"), level=level, unit="models",
+                             claim=NOISE_CLAIM + " (early-stopped models)", where="§3, Fig. 3 and Table 4")
+
+
+def axis_extremes(table: pd.DataFrame, measure: str) -> dict:
+    """The axes along which a measure's psi is highest and lowest (readable names and values), for the prose."""
+    row = table.set_index("measure").loc[measure]
+    psis = {a[4:]: row[a] for a in table.columns if a.startswith("psi_")}
+    best, worst = max(psis, key=psis.get), min(psis, key=psis.get)
+    return {"best_axis": AXIS_NAMES[best], "best": psis[best], "worst_axis": AXIS_NAMES[worst], "worst": psis[worst]}
+
+
+def orientation_check(zoo: pd.DataFrame, column: str) -> tuple[float, float]:
+    """The conditional mutual information of a measure and of its negative, on the converged models (the chapter's
+    exercise: the score does not depend on the orientation but for the self-pairs)."""
+    models = converged(zoo)
+    hp, axes = _hparams(models), _varied(models)
+    return tuple(judging.conditional_mutual_information(sign * models[column], models[GAP], hp, axes) for sign in (1, -1))
