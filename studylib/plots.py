@@ -542,7 +542,7 @@ def ranking_chart(table):
     each with its 95% interval, ranked as in ``table`` (:func:`studylib.studies.head_to_head.scores`)."""
     fig, ax = plt.subplots(figsize=(7.5, 0.36 * len(table) + 1.4))
     y = np.arange(len(table))[::-1]
-    for col, offset, marker, name in (("Psi", 0.14, "o", "Ψ (mean over axes)"), ("tau", -0.14, "s", "overall τ")):
+    for col, offset, marker, name in (("Psi", 0.14, "o", "Ψ (five training axes)"), ("tau", -0.14, "s", "overall τ")):
         est = table[col].to_numpy(float)
         err = np.abs(np.vstack([est - table[f"{col}_low"], table[f"{col}_high"] - est]))
         ax.errorbar(est, y + offset, xerr=np.nan_to_num(err), fmt=marker, ms=5, capsize=2, label=name)

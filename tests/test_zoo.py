@@ -67,6 +67,6 @@ def test_the_quick_zoo_on_a_dask_local_cluster_is_read_back_by_a_second_build(tm
     assert second.from_cache.all()
     columns = [c for c in first.columns if c != "from_cache"]
     pd.testing.assert_frame_equal(first[columns], second[columns])
-    scores = h2h.scores(second, n_boot=50, cmi_boot=20)
+    scores = h2h.scores(second, n_perm=50, cmi_perm=10)
     assert list(scores["rank"]) == list(range(1, len(h2h.MEASURES) + 1))
     assert np.all(scores.Psi_low <= scores.Psi_high)

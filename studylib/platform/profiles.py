@@ -282,25 +282,26 @@ NOTEBOOKS["07_head_to_head"] = Notebook(
      "CODE_PATIENCE": Param(int, "model information: held-out evaluations without a lower loss that end a training",
                             low=1, high=1000),
      "FLATNESS_SAMPLES": Param(int, "noise draws per step of the PAC-Bayes flatness bisection", low=1, high=1000),
-     "N_BOOT": Param(int, "bootstrap resamples of Psi's interval", low=50, high=100000),
-     "CMI_BOOT": Param(int, "bootstrap resamples of the conditional mutual information's interval", low=20,
+     "N_PERM": Param(int, "permutations of each measure across the models for the psis' intervals", low=20,
+                     high=100000),
+     "CMI_PERM": Param(int, "permutations of each measure for the conditional mutual information's p-value", low=10,
                        high=100000),
      "WORKERS": Param(int, "local worker processes for the zoo (STUDYLIB_SCHEDULER sends it to a Dask cluster)",
                       low=1, high=64)},
     {"quick": _same(DEPTHS=[1, 2], WIDTHS=[16, 64], LRS=[0.05, 0.1], BATCH_SIZES=[32, 64], WEIGHT_DECAYS=[0.0, 1e-4],
                     LABEL_NOISES=[0.0, 0.1], REPEATS=1, N_TRAIN=200, N_TEST=500, K_CODE=100, POOL=2, TARGET_LOSS=0.01,
                     MAX_EPOCHS=400, CODE_MIN_STEPS=40, CODE_MAX_STEPS=100, CODE_EVAL_EVERY=20, CODE_PATIENCE=2,
-                    FLATNESS_SAMPLES=5, N_BOOT=200, CMI_BOOT=50, WORKERS=2),
+                    FLATNESS_SAMPLES=5, N_PERM=100, CMI_PERM=30, WORKERS=2),
      "standard": _same(DEPTHS=[1, 3], WIDTHS=[64, 256], LRS=[0.02, 0.05], BATCH_SIZES=[32, 64],
                        WEIGHT_DECAYS=[0.0, 1e-4], LABEL_NOISES=[0.0, 0.1], REPEATS=3, N_TRAIN=1000, N_TEST=2000,
                        K_CODE=500, POOL=2, TARGET_LOSS=0.01, MAX_EPOCHS=1000, CODE_MIN_STEPS=100, CODE_MAX_STEPS=300,
-                       CODE_EVAL_EVERY=25, CODE_PATIENCE=2, FLATNESS_SAMPLES=10, N_BOOT=1000, CMI_BOOT=200,
+                       CODE_EVAL_EVERY=25, CODE_PATIENCE=2, FLATNESS_SAMPLES=10, N_PERM=500, CMI_PERM=200,
                        WORKERS=2),
      "paper": _same(DEPTHS=[1, 2, 3], WIDTHS=[64, 256, 1024], LRS=[0.01, 0.02, 0.05], BATCH_SIZES=[32, 64, 128],
                     WEIGHT_DECAYS=[0.0, 1e-4, 5e-4], LABEL_NOISES=[0.0, 0.1, 0.2], REPEATS=2, N_TRAIN=5000,
                     N_TEST=10000, K_CODE=2000, POOL=1, TARGET_LOSS=0.01, MAX_EPOCHS=2000, CODE_MIN_STEPS=500,
-                    CODE_MAX_STEPS=1000, CODE_EVAL_EVERY=50, CODE_PATIENCE=5, FLATNESS_SAMPLES=10, N_BOOT=1000,
-                    CMI_BOOT=200, WORKERS=2)})
+                    CODE_MAX_STEPS=1000, CODE_EVAL_EVERY=50, CODE_PATIENCE=5, FLATNESS_SAMPLES=10, N_PERM=1000,
+                    CMI_PERM=500, WORKERS=2)})
 
 # The verdicts page reads the executed chapters' claims: no parameters of its own; it runs last.
 NOTEBOOKS["99_verdicts"] = Notebook("Verdicts", {}, {name: {} for name in PROFILES})

@@ -42,6 +42,8 @@ MEASURES = {
 #: readable names of the zoo's hyperparameter axes
 AXIS_NAMES = {"depth": "depth", "width": "width", "lr": "learning rate", "batch_size": "batch size",
               "weight_decay": "weight decay", "label_noise": "label noise"}
+#: the axes that change how a model is trained, not its data (Jiang et al.'s kind): Psi is their mean
+TRAINING_AXES = ("depth", "width", "lr", "batch_size", "weight_decay")
 #: the generalization gap every score uses (PGDL's: training minus test accuracy)
 GAP = "gap"
 #: seed 003's reading of label noise (§3): wrong labels confuse, they add nothing to learn
@@ -87,36 +89,50 @@ def _varied(zoo: pd.DataFrame) -> list[str]:
     return [a for a in AXES if zoo[a].nunique() > 1]
 
 
-def scores(zoo: pd.DataFrame, level: float = 0.95, n_boot: int = 1000, cmi_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the gap (``tau``, its belt),
-    the granulated psi of every varied axis, their mean ``Psi`` (its bootstrap interval) and PGDL's conditional mutual
-    information ``cmi`` (its bootstrap interval), ranked by Psi."""
+def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: int = 200, seed: int = 0) -> pd.DataFrame:
+    """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the
+    gap (``tau``, its belt), the granulated psi of every varied axis, ``Psi`` their mean over the varied
+    :data:`TRAINING_AXES` (its permutation interval and p), and PGDL's conditional mutual information ``cmi`` over every
+    varied axis with its permutation p and the null's quantile ``cmi_null``; ranked by Psi."""
     models = converged(zoo)
     axes, hp = _varied(models), _hparams(models)
+    training = [a for a in axes if a in TRAINING_AXES]
+    gap = models[GAP].to_numpy(float)
     rows = []
     for column, (label, source) in MEASURES.items():
-        x, gap = models[column].to_numpy(float), models[GAP].to_numpy(float)
+        x = models[column].to_numpy(float)
         tau = stats.kendall(x, gap, level=level)
-        psi = judging.granulated_taus(x, gap, hp, axes, level, n_boot, seed)
-        cmi = judging.cmi_estimate(x, gap, hp, axes, level, cmi_boot, seed)
+        psi = judging.granulated_taus(x, gap, hp, axes, level, n_perm, seed, psi_axes=training)
+        cmi, cmi_p, cmi_null = judging.cmi_test(x, gap, hp, axes, level, cmi_perm, seed)
         rows.append({"measure": column, "label": label, "source": source, "tau": tau.estimate, "tau_low": tau.low,
                      "tau_high": tau.high, **{f"psi_{a}": psi[a].estimate for a in axes},
                      "Psi": psi["Psi"].estimate, "Psi_low": psi["Psi"].low, "Psi_high": psi["Psi"].high,
-                     "cmi": cmi.estimate, "cmi_low": cmi.low, "cmi_high": cmi.high})
+                     "Psi_p": psi["Psi"].p, "cmi": cmi, "cmi_p": cmi_p, "cmi_null": cmi_null})
     frame = pd.DataFrame(rows).sort_values("Psi", ascending=False, na_position="last").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame
 
 
+def first_vs_second(zoo: pd.DataFrame, table: pd.DataFrame, level: float = 0.95, n_perm: int = 500,
+                    seed: int = 0) -> stats.Estimate:
+    """Psi of the first-ranked measure of ``table`` minus the second's, paired over the same converged models
+    (:func:`studylib.judging.psi_difference`): whether the ranking separates them."""
+    models = converged(zoo)
+    axes = _varied(models)
+    first, second = (models[m].to_numpy(float) for m in table.measure.iloc[:2])
+    return judging.psi_difference(first, second, models[GAP], _hparams(models), axes, level, n_perm, seed,
+                                  psi_axes=[a for a in axes if a in TRAINING_AXES])
+
+
 def ranking_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranked table for the page: measure, overall tau, Psi and CMI (×100, PGDL's scale), each with its 95%
-    interval (the per-axis psis are the chapter's heat map)."""
+    """The ranked table for the page: measure, overall tau and Psi with their 95% intervals, psi along label noise,
+    and the CMI (×100, PGDL's scale) with its permutation p (the per-axis psis are the chapter's heat map)."""
     return pd.DataFrame({
         "rank": table["rank"], "measure": table.label,
-        "Kendall τ [95% CI]": [claims.interval_text(*r) for r in table[["tau", "tau_low", "tau_high"]].to_numpy()],
-        "Ψ, mean over axes [95% CI]": [claims.interval_text(*r) for r in table[["Psi", "Psi_low", "Psi_high"]].to_numpy()],
-        "CMI ×100 [95% CI]": [claims.interval_text(*(100 * r), digits=1)
-                              for r in table[["cmi", "cmi_low", "cmi_high"]].to_numpy()]})
+        "Ψ, training axes [95% CI]": [claims.interval_text(*r) for r in table[["Psi", "Psi_low", "Psi_high"]].to_numpy()],
+        "ψ, label noise": [f"{v:+.2f}" for v in table.psi_label_noise] if "psi_label_noise" in table else "n/a",
+        "overall τ [95% CI]": [claims.interval_text(*r) for r in table[["tau", "tau_low", "tau_high"]].to_numpy()],
+        "CMI ×100 (p)": [f"{100 * c:.1f} ({claims.p_text(p)})" for c, p in table[["cmi", "cmi_p"]].to_numpy()]})
 
 
 def zoo_summary(zoo: pd.DataFrame) -> dict:
@@ -131,21 +147,28 @@ def zoo_summary(zoo: pd.DataFrame) -> dict:
 
 def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The source texts' claims re-tested on the zoo's converged models, each with its own paper; a verdict needs
-    :data:`CONVERGED_SHARE` of the zoo to have reached the training-loss target (models that fit their data)."""
+    :data:`CONVERGED_SHARE` of the zoo to have reached the training-loss target (models that fit their data). Label
+    noise moves the measures and the gap alike, so each trend is a Kendall tau stratified by the noise level, and the
+    label-noise claim compares models that differ in the noise only."""
     models = converged(zoo)
     n_conv = len(models)
     met = n_conv >= CONVERGED_SHARE * len(zoo)
     reason = f"only {n_conv} of {len(zoo)} models reached the training-loss target"
     noise_groups = judging.axis_groups(_hparams(models), "label_noise")
+    noise = models.label_noise  # it moves both the measures and the gap: every trend is taken within a noise level
     tested = [
-        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, level=level, unit="models",
-                                            claim="a lower IIW goes with a smaller generalization gap",
+        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, groups=noise, level=level, unit="models",
+                                            claim="a lower IIW goes with a smaller generalization gap (across the zoo, within a noise level)",
                                             where="§1 (after Xu & Raginsky 2017; Wang et al. 2022)")),
-        (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, level=level, unit="models",
+        (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, groups=noise, level=level,
+                                             unit="models",
                                              claim="the final layer's distance from its initial weights tracks the "
-                                                   "generalization gap", where="abstract; Hypothesis 2")),
-        (esd_study.PAPER, claims.rank_claim(models.esd_alpha_weighted, models.test_acc, -1, level=level, unit="models",
-                                            claim="a smaller alpha-hat goes with a higher test accuracy",
+                                                   "generalization gap (across the zoo, within a noise level)",
+                                             where="abstract; Hypothesis 2")),
+        (esd_study.PAPER, claims.rank_claim(models.esd_alpha_weighted, models.test_acc, -1, groups=noise, level=level,
+                                            unit="models",
+                                            claim="a smaller alpha-hat goes with a higher test accuracy (across the zoo's training "
+                                                  "choices, not the paper's model series; within a noise level)",
                                             where="§5, Table 1")),
         (mi_study.PAPER, claims.rank_claim(models.model_information, models.label_noise, "not positive",
                                            groups=noise_groups, level=level, unit="models", claim=NOISE_CLAIM,
@@ -166,15 +189,12 @@ def published_beside(table: pd.DataFrame) -> pd.DataFrame:
     """PGDL's published CMI scores beside ours (×100): the distance from initialisation row for row, and the best
     score of each (PGDL's winning entry; our best measure)."""
     mine = table.set_index("measure")
-    text = lambda r: claims.interval_text(100 * r.cmi, 100 * r.cmi_low, 100 * r.cmi_high, digits=1)
     best = table.loc[table.cmi.idxmax()]
     return pd.DataFrame([
-        {"row": "distance from initialisation", "PGDL: measure": MEASURES["distance_init"][0],
-         "PGDL: CMI ×100": f"{PGDL_PUBLISHED['distance_init']:.2f}", "this zoo: measure": MEASURES["distance_init"][0],
-         "this zoo: CMI ×100 [95% CI]": text(mine.loc["distance_init"])},
-        {"row": "the best score", "PGDL: measure": "the winning entry",
-         "PGDL: CMI ×100": f"{PGDL_PUBLISHED['winner']:.2f}", "this zoo: measure": best.label,
-         "this zoo: CMI ×100 [95% CI]": text(best)}])
+        {"PGDL: measure": MEASURES["distance_init"][0], "PGDL: CMI ×100": f"{PGDL_PUBLISHED['distance_init']:.2f}",
+         "this zoo: measure": MEASURES["distance_init"][0], "this zoo: CMI ×100": f"{100 * mine.loc['distance_init'].cmi:.2f}"},
+        {"PGDL: measure": "the winning entry", "PGDL: CMI ×100": f"{PGDL_PUBLISHED['winner']:.2f}",
+         "this zoo: measure": f"the best: {best.label}", "this zoo: CMI ×100": f"{100 * best.cmi:.2f}"}])
 
 
 def information_protocols(zoo: pd.DataFrame) -> pd.DataFrame:
@@ -213,3 +233,8 @@ def orientation_check(zoo: pd.DataFrame, column: str) -> tuple[float, float]:
     models = converged(zoo)
     hp, axes = _hparams(models), _varied(models)
     return tuple(judging.conditional_mutual_information(sign * models[column], models[GAP], hp, axes) for sign in (1, -1))
+
+
+def interval_sign(low: float, high: float) -> str:
+    """Where a 95% interval lies, in words for the prose: "above 0", "below 0" or "not distinguishable from 0"."""
+    return "above 0" if low > 0 else "below 0" if high < 0 else "not distinguishable from 0"
