@@ -40,10 +40,11 @@ def _axis_pairs(hp: pd.DataFrame, axes: list[str]) -> list[tuple[np.ndarray, ...
     return out
 
 
-def _group_taus(x: np.ndarray, y: np.ndarray, pairs: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray]:
+def _group_taus(x: np.ndarray, y: np.ndarray, pairs: list[tuple[np.ndarray, ...]]):
     """Models x axes: each model's group tau-b along each axis (0 where the measure or the gap is constant in the
-    group) and its weight, 1 / (the group's size), 0 for a group of one."""
-    taus, weights = np.zeros((len(x), len(pairs))), np.zeros((len(x), len(pairs)))
+    group) and its weight, 1 / (the group's size), 0 for a group of one; and per axis the taus of its groups of two
+    models or more."""
+    taus, weights, groups = np.zeros((len(x), len(pairs))), np.zeros((len(x), len(pairs))), []
     for k, (labels, i, j, group, sizes) in enumerate(pairs):
         dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
         n = len(sizes)
@@ -53,7 +54,8 @@ def _group_taus(x: np.ndarray, y: np.ndarray, pairs: list[tuple[np.ndarray, ...]
         tau = np.divide(score, denominator, out=np.zeros(n), where=denominator > 0)
         taus[:, k] = tau[labels]
         weights[:, k] = np.where(sizes[labels] > 1, 1.0 / sizes[labels], 0.0)
-    return taus, weights
+        groups.append(tau[sizes > 1])
+    return taus, weights, groups
 
 
 def _psis(taus: np.ndarray, weights: np.ndarray, averaged: np.ndarray) -> tuple[float, ...]:
@@ -73,13 +75,26 @@ def _checked(x, y, hparams: pd.DataFrame, axes: list[str], psi_axes, level: floa
     return x, y, keep, hparams.reset_index(drop=True), np.isin(axes, psi_axes)
 
 
-def _normal_interval(estimate, draws: np.ndarray, level: float):
-    """``estimate`` ± z * the standard deviation of ``draws`` (per component), and the two-sided share of draws at
-    least as far from 0 as the estimate."""
-    z = stats.norm.ppf((1 + level) / 2)
-    sd = draws.std(0, ddof=1)
-    estimate = np.asarray(estimate, float)
-    return estimate - z * sd, estimate + z * sd, (np.abs(draws) >= np.abs(estimate) - 1e-12).mean(0)
+def _group_intervals(groups: list[np.ndarray], averaged: np.ndarray, level: float, bound: float = 1.0):
+    """Per axis, the mean of its group values with a t interval (the groups of an axis hold disjoint models); then
+    their mean over the ``averaged`` axes, whose standard error is bounded by the mean of the axes' standard errors
+    (the sd of a sum is at most the sum of the sds, whatever the axes' dependence), with the t quantile of the
+    smallest axis; bounds clipped to [-``bound``, ``bound``], the range of a group value (1 for a tau, 2 for a
+    difference of two taus)."""
+    means = np.array([g.mean() for g in groups])
+    errors = np.array([g.std(ddof=1) / math.sqrt(len(g)) if len(g) > 1 else math.nan for g in groups])
+    df = np.array([max(len(g) - 1, 1) for g in groups])
+    q = stats.t.ppf((1 + level) / 2, df)
+    mean, error = float(means[averaged].mean()), float(errors[averaged].mean())
+    spread = stats.t.ppf((1 + level) / 2, df[averaged].min()) * error
+    return (np.clip(np.append(means - q * errors, mean - spread), -bound, bound),
+            np.clip(np.append(means + q * errors, mean + spread), -bound, bound))
+
+
+def _permutation_p(estimate, draws: np.ndarray):
+    """Two-sided permutation p-values, (1 + draws at least as far from 0) / (1 + draws): never below 1 / (1 + N)."""
+    far = (np.abs(draws) >= np.abs(np.asarray(estimate, float)) - 1e-12).sum(0)
+    return (1 + far) / (1 + len(draws))
 
 
 def granulated_taus(x, y, hparams: pd.DataFrame, axes: list[str], level: float = 0.95, n_perm: int = 500,
@@ -92,23 +107,24 @@ def granulated_taus(x, y, hparams: pd.DataFrame, axes: list[str], level: float =
     tau 0, as in Jiang et al.; a group of one model is left out. With two models a group, a psi is the share of
     groups in which the measure and the gap move the same way minus the share in which they move apart.
 
-    The interval is the estimate ± z times the standard deviation of the same statistic over ``n_perm`` permutations
-    of the measure across the models (seeded by ``seed``), and p the share of permutations at least as far from 0.
-    The permutations keep the zoo's structure (each model in one group per axis, so the axes are dependent); the
-    spread at no relation is the largest a group's tau can have, so the interval is conservative. A bootstrap over
-    models is not used: it treats the two models of a group as independent draws and comes out too narrow (the
-    tests measure both). Non-finite models are dropped. Used by the head-to-head chapter."""
+    Intervals: a psi's is the t interval of the mean of its groups' taus (the groups of one axis hold disjoint
+    models); Psi's takes the mean of the axes' standard errors, an upper bound whatever their dependence (a model
+    sits in one group per axis), so it is conservative. p: the share of ``n_perm`` permutations of the measure across
+    the models (seeded by ``seed``; they keep the zoo's groups) whose psi or Psi is at least as far from 0. A
+    bootstrap over models is not used: it treats the two models of a group as independent draws and comes out too
+    narrow (the test suite measures it). Non-finite models are dropped. Used by the head-to-head chapter."""
     x, y, keep, hp, averaged = _checked(x, y, hparams, axes, psi_axes, level)
     x, y, hp = x[keep], y[keep], hp[keep]
     pairs = _axis_pairs(hp, axes)
-    estimates = np.array(_psis(*_group_taus(x, y, pairs), averaged))
+    taus, weights, groups = _group_taus(x, y, pairs)
+    estimates = np.array(_psis(taus, weights, averaged))
+    lows, highs = _group_intervals(groups, averaged, level)
     rng = np.random.default_rng(seed)
-    draws = np.array([_psis(*_group_taus(rng.permutation(x), y, pairs), averaged) for _ in range(n_perm)])
-    lows, highs, ps = _normal_interval(estimates, draws, level)
-    groups = [len(np.unique(axis_groups(hp, a))) for a in axes]
-    method = f"estimate ± z × sd over {n_perm} permutations of the measure"
+    draws = np.array([_psis(*_group_taus(rng.permutation(x), y, pairs)[:2], averaged) for _ in range(n_perm)])
+    ps = _permutation_p(estimates, draws)
+    method = f"t interval over groups; p from {n_perm} permutations of the measure"
     out = {a: Estimate("granulated Kendall psi", estimates[j], lows[j], highs[j], ps[j], len(x), level, method,
-                       groups[j]) for j, a in enumerate(axes)}
+                       len(groups[j])) for j, a in enumerate(axes)}
     out["Psi"] = Estimate("granulated Kendall Psi", estimates[-1], lows[-1], highs[-1], ps[-1], len(x), level, method,
                           int(averaged.sum()))
     return out
@@ -116,27 +132,29 @@ def granulated_taus(x, y, hparams: pd.DataFrame, axes: list[str], level: float =
 
 def psi_difference(x1, x2, y, hparams: pd.DataFrame, axes: list[str], level: float = 0.95, n_perm: int = 500,
                    seed: int = 0, psi_axes: list[str] | None = None) -> Estimate:
-    """Psi of measure ``x1`` minus Psi of measure ``x2`` (:func:`granulated_taus`) on the same models. The interval is
-    the difference ± z times its standard deviation over ``n_perm`` random swaps of the two measures' ranks within
-    each model (paired: the null of two measures that rank the models alike), p the share of swaps at least as far
-    from 0. Ranks, not values, are swapped, so that measures on different scales can be compared. Models where
-    either measure or the gap is not finite are dropped. The head-to-head chapter separates its first measure from its
-    second with it."""
+    """Psi of measure ``x1`` minus Psi of measure ``x2`` (:func:`granulated_taus`) on the same models, paired group by
+    group: its interval is that of :func:`granulated_taus` applied to the groups' differences of taus, and p the share
+    of ``n_perm`` random swaps of the two measures' ranks within each model (the null of two measures that rank the
+    models alike) whose difference is at least as far from 0. Ranks, not values, are swapped, so that measures on
+    different scales can be compared. Models where either measure or the gap is not finite are dropped. The
+    head-to-head chapter separates its first measure from its second with it."""
     x1, y, keep, hp, averaged = _checked(x1, y, hparams, axes, psi_axes, level)
     x2 = np.asarray(x2, float)
     keep &= np.isfinite(x2)
     r1, r2 = stats.rankdata(x1[keep]), stats.rankdata(x2[keep])
     y, pairs = y[keep], _axis_pairs(hp[keep], axes)
-    psi = lambda a: _psis(*_group_taus(a, y, pairs), averaged)[-1]
-    estimate = psi(r1) - psi(r2)
+    first, second = _group_taus(r1, y, pairs), _group_taus(r2, y, pairs)
+    estimate = _psis(*first[:2], averaged)[-1] - _psis(*second[:2], averaged)[-1]
+    low, high = _group_intervals([a - b for a, b in zip(first[2], second[2])], averaged, level, bound=2.0)
+    psi = lambda a: _psis(*_group_taus(a, y, pairs)[:2], averaged)[-1]
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_perm):
         swap = rng.random(len(r1)) < 0.5
         draws.append(psi(np.where(swap, r2, r1)) - psi(np.where(swap, r1, r2)))
-    low, high, p = _normal_interval(estimate, np.array(draws), level)
-    return Estimate("difference of granulated Psis", float(estimate), float(low), float(high), float(p),
-                    int(keep.sum()), level, f"difference ± z × sd over {n_perm} paired swaps")
+    return Estimate("difference of granulated Psis", float(estimate), float(low[-1]), float(high[-1]),
+                    float(_permutation_p(estimate, np.array(draws))), int(keep.sum()), level,
+                    f"t interval over paired groups; p from {n_perm} swaps")
 
 
 def _sign_tables(measure: np.ndarray, gap: np.ndarray, hparams: pd.DataFrame, pairs: list[tuple[str, str]]):
@@ -170,25 +188,33 @@ def _normalised_mi(counts: np.ndarray) -> float:
     return float((weights * mi).sum() / (weights * h).sum())
 
 
-def conditional_mutual_information(measure, gap, hparams: pd.DataFrame, axes: list[str]) -> float:
-    """The NeurIPS 2020 PGDL competition's score of a measure (its scorer, ``mutual_information.py``): over every
-    ordered pair of models, V_g = [gap_1 > gap_2] and V_mu = [measure_1 > measure_2]; for every pair of distinct
-    hyperparameters of ``axes``, the conditional mutual information I(V_mu; V_g | both models' values of both)
-    over H(V_g | the same), in bits; the score is the minimum over the pairs (times 100 on PGDL's leaderboard).
-    Turning the measure upside down changes it only through the self-pairs. Used by the head-to-head chapter."""
+def cmi_by_pair(measure, gap, hparams: pd.DataFrame, axes: list[str]) -> dict[tuple[str, str], float]:
+    """PGDL's normalised conditional mutual information for each pair of distinct hyperparameters of ``axes`` (see
+    :func:`conditional_mutual_information`): which pair sets the score. Used by the head-to-head chapter."""
     measure, gap = np.asarray(measure, float), np.asarray(gap, float)
     if len(axes) < 2:
         raise ValueError(f"axes={axes!r}; the conditional mutual information needs at least two hyperparameters")
     keep = np.isfinite(measure) & np.isfinite(gap)
     pairs = list(itertools.combinations(axes, 2))  # (h1, h2) and (h2, h1) give the same cells
     tables = _sign_tables(measure[keep], gap[keep], hparams.reset_index(drop=True)[keep], pairs)
-    return min(_normalised_mi(t) for t in tables)
+    return {pair: _normalised_mi(t) for pair, t in zip(pairs, tables)}
+
+
+def conditional_mutual_information(measure, gap, hparams: pd.DataFrame, axes: list[str]) -> float:
+    """The NeurIPS 2020 PGDL competition's score of a measure (its scorer, ``mutual_information.py``): over every
+    ordered pair of models, V_g = [gap_1 > gap_2] and V_mu = [measure_1 > measure_2]; for every pair of distinct
+    hyperparameters of ``axes``, the conditional mutual information I(V_mu; V_g | both models' values of both)
+    over H(V_g | the same), in bits; the score is the minimum over the pairs (times 100 on PGDL's leaderboard), the
+    information left for the pair of hyperparameters that explains the most. Turning the measure upside down changes
+    it only through the self-pairs and ties. Used by the head-to-head chapter."""
+    return min(cmi_by_pair(measure, gap, hparams, axes).values())
 
 
 def cmi_test(measure, gap, hparams: pd.DataFrame, axes: list[str], level: float = 0.95, n_perm: int = 200,
              seed: int = 0) -> tuple[float, float, float]:
-    """:func:`conditional_mutual_information` against its null: the score, the share of ``n_perm`` permutations of the
-    measure across the models (seeded by ``seed``) that score at least as high (p), and the null's ``level`` quantile.
+    """:func:`conditional_mutual_information` against its null: the score, its p-value (1 + the permutations that score
+    at least as high) / (1 + ``n_perm``), over permutations of the measure across the models (seeded by ``seed``), and
+    the null's ``level`` quantile.
     A plug-in mutual information is biased upwards near 0, which a bootstrap interval inherits; the permuted measure
     carries the same bias, so the comparison is fair. Used by the head-to-head chapter."""
     _check_level(level)
@@ -197,4 +223,15 @@ def cmi_test(measure, gap, hparams: pd.DataFrame, axes: list[str], level: float 
     score = conditional_mutual_information(measure, gap, hp, axes)
     rng = np.random.default_rng(seed)
     null = np.array([conditional_mutual_information(rng.permutation(measure), gap, hp, axes) for _ in range(n_perm)])
-    return score, float((null >= score - 1e-12).mean()), float(np.quantile(null, level))
+    return score, float((1 + (null >= score - 1e-12).sum()) / (1 + n_perm)), float(np.quantile(null, level))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (each at most 1), for the head-to-head chapter's fifteen
+    measures tested at once."""
+    p = np.asarray(pvalues, float)
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out

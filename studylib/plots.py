@@ -554,10 +554,10 @@ def ranking_chart(table):
     return fig
 
 
-def psi_heatmap(table, axis_names: dict[str, str]):
+def psi_heatmap(table, axis_names: dict[str, str], divider_before: str | None = None):
     """Head-to-head chapter: each measure's granulated psi along each hyperparameter axis (Jiang et al.'s columns),
-    measures in ``table``'s order."""
-    cols = [c for c in table.columns if c.startswith("psi_")]
+    measures in ``table``'s order; a vertical line before the axis ``divider_before`` (the axes its Psi leaves out)."""
+    cols = [c for c in table.columns if c.startswith("psi_") and c[4:] in axis_names]
     values = table[cols].to_numpy(float)
     fig, ax = plt.subplots(figsize=(0.75 * len(cols) + 3.0, 0.3 * len(table) + 1.2))
     im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
@@ -565,7 +565,9 @@ def psi_heatmap(table, axis_names: dict[str, str]):
     ax.set_yticks(range(len(table)), table.label, fontsize=10)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=9, color="w" if abs(v) > 0.6 else "k")
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=10, color="w" if abs(v) > 0.6 else "k")
+    if divider_before and f"psi_{divider_before}" in cols:
+        ax.axvline(cols.index(f"psi_{divider_before}") - 0.5, color="k", lw=2)
     ax.grid(False)
     fig.colorbar(im, ax=ax, shrink=0.8, label="ψ (mean within-group τ)")
     fig.tight_layout()

@@ -104,7 +104,8 @@ def test_psi_over_a_subset_of_axes_and_the_paired_difference():
     diff = J.psi_difference(a, b, gap, hp, ["a", "b", "c"], n_perm=200)
     expected = (J.granulated_taus(a, gap, hp, ["a", "b", "c"], n_perm=20)["Psi"].estimate
                 - J.granulated_taus(b, gap, hp, ["a", "b", "c"], n_perm=20)["Psi"].estimate)
-    assert diff.estimate == pytest.approx(expected) and diff.low > 0  # the noisy gap beats random numbers
+    assert diff.estimate == pytest.approx(expected) and diff.low < diff.estimate < diff.high
+    assert diff.p < 0.05  # the noisy gap ranks better than random numbers
     same = J.psi_difference(a, a, gap, hp, ["a", "b", "c"], n_perm=50)
     assert same.estimate == 0 and same.low == same.high == 0
     with pytest.raises(ValueError, match="psi_axes accepts"):
@@ -123,8 +124,8 @@ def test_the_group_taus_are_scipys_tau_b_with_ties():
 
 
 def test_the_psi_interval_covers_no_relation_and_a_model_bootstrap_would_not():
-    """A measure of random numbers: its Psi interval holds 0 in about 95% of zoos. A percentile bootstrap over models
-    counts each two-model group twice and comes out too narrow: measured here for the record."""
+    """A measure of random numbers: its Psi interval holds 0 in at least about 95% of zoos (it is conservative). A
+    percentile bootstrap over models counts each two-model group twice and comes out too narrow: measured here."""
     rng = np.random.default_rng(5)
     hp = pd.DataFrame(list(itertools.product((0, 1), (0, 1), (0, 1), (0, 1), range(3))),
                       columns=["a", "b", "c", "d", "seed"])
@@ -137,8 +138,28 @@ def test_the_psi_interval_covers_no_relation_and_a_model_bootstrap_would_not():
         est = J.granulated_taus(x, gap, hp, axes, n_perm=150, seed=s)["Psi"]
         cover += est.low <= 0 <= est.high
         widths.append(est.high - est.low)
-        t, w = J._group_taus(x, gap, J._axis_pairs(hp, axes))
+        t, w, _ = J._group_taus(x, gap, J._axis_pairs(hp, axes))
         lo, hi = S.bootstrap_interval(lambda a, b: J._psis(a, b, np.ones(4, bool))[-1], t, w, n_boot=150, seed=s)
         boot_widths.append(hi - lo)
     assert cover >= 52  # 95% of 60 is 57; a binomial 1% tail at 52
     assert np.mean(boot_widths) < 0.8 * np.mean(widths)
+
+
+def test_holm_matches_statsmodels_free_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 = 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.5
+    assert J.holm(p).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert J.holm([0.9, 0.8]).tolist() == [1.0, 1.0]
+
+
+def test_psi_intervals_are_t_intervals_over_groups_and_shrink_at_a_perfect_ranking():
+    hp, gap, rng = _zoo(6)
+    x = gap + rng.normal(0, 0.5, len(gap))
+    got = J.granulated_taus(x, gap, hp, ["a", "b", "c"], n_perm=30)
+    others = [c for c in hp.columns if c != "b"]
+    taus = np.array([stats.kendalltau(x[i], gap[i])[0] for i in hp.groupby(others).indices.values()])
+    half = stats.t.ppf(0.975, len(taus) - 1) * taus.std(ddof=1) / np.sqrt(len(taus))
+    assert (got["b"].low, got["b"].high) == pytest.approx((max(-1, taus.mean() - half), min(1, taus.mean() + half)))
+    perfect = J.granulated_taus(gap, gap, hp, ["a", "b", "c"], n_perm=30)["Psi"]
+    assert perfect.estimate == 1 and perfect.low == perfect.high == 1  # no spread when every group agrees
+    assert J.granulated_taus(x, gap, hp, ["a", "b", "c"], n_perm=30)["Psi"].p >= 1 / 31  # never below 1 / (1 + N)

@@ -91,9 +91,10 @@ def _varied(zoo: pd.DataFrame) -> list[str]:
 
 def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: int = 200, seed: int = 0) -> pd.DataFrame:
     """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the
-    gap (``tau``, its belt), the granulated psi of every varied axis, ``Psi`` their mean over the varied
-    :data:`TRAINING_AXES` (its permutation interval and p), and PGDL's conditional mutual information ``cmi`` over every
-    varied axis with its permutation p and the null's quantile ``cmi_null``; ranked by Psi."""
+    gap (``tau``, its belt), the granulated psi of every varied axis (with its interval), ``Psi`` their mean over the
+    varied :data:`TRAINING_AXES` (its interval and permutation p, also Holm-adjusted over the measures), and PGDL's
+    conditional mutual information ``cmi`` over every varied axis, with its permutation p (and Holm's), the null's
+    quantile ``cmi_null`` and the pair of hyperparameters that sets it (``cmi_pair``); ranked by Psi."""
     models = converged(zoo)
     axes, hp = _varied(models), _hparams(models)
     training = [a for a in axes if a in TRAINING_AXES]
@@ -104,11 +105,16 @@ def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: 
         tau = stats.kendall(x, gap, level=level)
         psi = judging.granulated_taus(x, gap, hp, axes, level, n_perm, seed, psi_axes=training)
         cmi, cmi_p, cmi_null = judging.cmi_test(x, gap, hp, axes, level, cmi_perm, seed)
+        by_pair = judging.cmi_by_pair(x, gap, hp, axes)
         rows.append({"measure": column, "label": label, "source": source, "tau": tau.estimate, "tau_low": tau.low,
                      "tau_high": tau.high, **{f"psi_{a}": psi[a].estimate for a in axes},
+                     **{f"psi_{a}_{end}": getattr(psi[a], end) for a in axes for end in ("low", "high")},
                      "Psi": psi["Psi"].estimate, "Psi_low": psi["Psi"].low, "Psi_high": psi["Psi"].high,
-                     "Psi_p": psi["Psi"].p, "cmi": cmi, "cmi_p": cmi_p, "cmi_null": cmi_null})
-    frame = pd.DataFrame(rows).sort_values("Psi", ascending=False, na_position="last").reset_index(drop=True)
+                     "Psi_p": psi["Psi"].p, "cmi": cmi, "cmi_p": cmi_p, "cmi_null": cmi_null,
+                     "cmi_pair": " and ".join(AXIS_NAMES[a] for a in min(by_pair, key=by_pair.get))})
+    frame = pd.DataFrame(rows)
+    frame["Psi_p_holm"], frame["cmi_p_holm"] = judging.holm(frame.Psi_p), judging.holm(frame.cmi_p)
+    frame = frame.sort_values("Psi", ascending=False, na_position="last").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame
 
@@ -125,14 +131,17 @@ def first_vs_second(zoo: pd.DataFrame, table: pd.DataFrame, level: float = 0.95,
 
 
 def ranking_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranked table for the page: measure, overall tau and Psi with their 95% intervals, psi along label noise,
-    and the CMI (×100, PGDL's scale) with its permutation p (the per-axis psis are the chapter's heat map)."""
+    """The ranked table for the page: measure, Psi with its interval and Holm-adjusted permutation p, psi along label
+    noise, overall tau, and the CMI (×100, PGDL's scale) with its Holm-adjusted p (the per-axis psis are the chapter's
+    heat map)."""
+    text = lambda col, digits=2: [claims.interval_text(*r, digits=digits)
+                                  for r in table[[col, f"{col}_low", f"{col}_high"]].to_numpy()]
     return pd.DataFrame({
         "rank": table["rank"], "measure": table.label,
-        "Ψ, training axes [95% CI]": [claims.interval_text(*r) for r in table[["Psi", "Psi_low", "Psi_high"]].to_numpy()],
-        "ψ, label noise": [f"{v:+.2f}" for v in table.psi_label_noise] if "psi_label_noise" in table else "n/a",
-        "overall τ [95% CI]": [claims.interval_text(*r) for r in table[["tau", "tau_low", "tau_high"]].to_numpy()],
-        "CMI ×100 (p)": [f"{100 * c:.1f} ({claims.p_text(p)})" for c, p in table[["cmi", "cmi_p"]].to_numpy()]})
+        "Ψ, training axes [95% CI]": text("Psi", 3), "p (Holm)": [claims.p_text(p) for p in table.Psi_p_holm],
+        "ψ, label noise [95% CI]": text("psi_label_noise") if "psi_label_noise" in table else "n/a",
+        "overall τ [95% CI]": text("tau"),
+        "CMI ×100 (p, Holm)": [f"{100 * c:.1f} ({claims.p_text(p)})" for c, p in table[["cmi", "cmi_p_holm"]].to_numpy()]})
 
 
 def zoo_summary(zoo: pd.DataFrame) -> dict:
@@ -158,7 +167,8 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     noise = models.label_noise  # it moves both the measures and the gap: every trend is taken within a noise level
     tested = [
         (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, groups=noise, level=level, unit="models",
-                                            claim="a lower IIW goes with a smaller generalization gap (across the zoo, within a noise level)",
+                                            claim="a lower IIW (Fisher estimator) goes with a smaller generalization gap (across the zoo, "
+                                                  "within a noise level)",
                                             where="§1 (after Xu & Raginsky 2017; Wang et al. 2022)")),
         (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, groups=noise, level=level,
                                              unit="models",
@@ -172,7 +182,8 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                                             where="§5, Table 1")),
         (mi_study.PAPER, claims.rank_claim(models.model_information, models.label_noise, "not positive",
                                            groups=noise_groups, level=level, unit="models", claim=NOISE_CLAIM,
-                                           where="§3, Fig. 3 and Table 4")),
+                                           where="§3, Fig. 3 and Table 4",
+                                           statistic="Kendall tau within pairs that differ in the noise only")),
     ]
     return claims.table([replace(claims.precondition(c, met, reason), paper=paper) for paper, c in tested])
 
@@ -216,13 +227,14 @@ def early_information_claim(zoo: pd.DataFrame, level: float = 0.95) -> claims.Cl
     models = converged(zoo)
     return claims.rank_claim(models.early_information, models.label_noise, "not positive",
                              groups=judging.axis_groups(_hparams(models), "label_noise"), level=level, unit="models",
-                             claim=NOISE_CLAIM + " (early-stopped models)", where="§3, Fig. 3 and Table 4")
+                             claim=NOISE_CLAIM + " (early-stopped models)", where="§3, Fig. 3 and Table 4",
+                             statistic="Kendall tau within pairs that differ in the noise only")
 
 
 def axis_extremes(table: pd.DataFrame, measure: str) -> dict:
     """The axes along which a measure's psi is highest and lowest (readable names and values), for the prose."""
     row = table.set_index("measure").loc[measure]
-    psis = {a[4:]: row[a] for a in table.columns if a.startswith("psi_")}
+    psis = {a: row[f"psi_{a}"] for a in AXIS_NAMES if f"psi_{a}" in row}
     best, worst = max(psis, key=psis.get), min(psis, key=psis.get)
     return {"best_axis": AXIS_NAMES[best], "best": psis[best], "worst_axis": AXIS_NAMES[worst], "worst": psis[worst]}
 
