@@ -29,39 +29,35 @@ def axis_groups(hparams: pd.DataFrame, axis: str) -> np.ndarray:
 
 
 def _axis_pairs(hp: pd.DataFrame, axes: list[str]) -> list[tuple[np.ndarray, ...]]:
-    """Per axis: each model's group label, the pairs (i, j) of models within a group, each pair's group, and the groups'
-    sizes; the zoo's structure, the same for every measure."""
+    """Per axis: the pairs (i, j) of models within a group, each pair's group, and the groups' sizes; the zoo's
+    structure, the same for every measure."""
     out = []
     for axis in axes:
         labels = axis_groups(hp, axis)
         i, j = np.triu_indices(len(labels), 1)
         same = labels[i] == labels[j]
-        out.append((labels, i[same], j[same], labels[i[same]], np.bincount(labels)))
+        out.append((i[same], j[same], labels[i[same]], np.bincount(labels)))
     return out
 
 
-def _group_taus(x: np.ndarray, y: np.ndarray, pairs: list[tuple[np.ndarray, ...]]):
-    """Models x axes: each model's group tau-b along each axis (0 where the measure or the gap is constant in the
-    group) and its weight, 1 / (the group's size), 0 for a group of one; and per axis the taus of its groups of two
-    models or more."""
-    taus, weights, groups = np.zeros((len(x), len(pairs))), np.zeros((len(x), len(pairs))), []
-    for k, (labels, i, j, group, sizes) in enumerate(pairs):
+def _group_taus(x: np.ndarray, y: np.ndarray, pairs: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """Per axis, the tau-b within each of its groups of two models or more (0 where the measure or the gap is constant
+    in the group)."""
+    groups = []
+    for i, j, group, sizes in pairs:
         dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
         n = len(sizes)
         n0 = np.bincount(group, minlength=n).astype(float)
         score = np.bincount(group, dx * dy, minlength=n)
         denominator = np.sqrt((n0 - np.bincount(group, dx == 0, minlength=n)) * (n0 - np.bincount(group, dy == 0, minlength=n)))
         tau = np.divide(score, denominator, out=np.zeros(n), where=denominator > 0)
-        taus[:, k] = tau[labels]
-        weights[:, k] = np.where(sizes[labels] > 1, 1.0 / sizes[labels], 0.0)
         groups.append(tau[sizes > 1])
-    return taus, weights, groups
+    return groups
 
 
-def _psis(taus: np.ndarray, weights: np.ndarray, averaged: np.ndarray) -> tuple[float, ...]:
-    """Each axis's psi (the weighted mean of its models' group taus), then their mean over the ``averaged`` axes."""
-    total = weights.sum(0)
-    per_axis = (taus * weights).sum(0) / np.where(total > 0, total, np.nan)
+def _psis(groups: list[np.ndarray], averaged: np.ndarray) -> tuple[float, ...]:
+    """Each axis's psi (the mean of its groups' taus), then their mean over the ``averaged`` axes."""
+    per_axis = np.array([g.mean() if len(g) else math.nan for g in groups])
     return (*per_axis, float(np.mean(per_axis[averaged])))
 
 
@@ -116,11 +112,11 @@ def granulated_taus(x, y, hparams: pd.DataFrame, axes: list[str], level: float =
     x, y, keep, hp, averaged = _checked(x, y, hparams, axes, psi_axes, level)
     x, y, hp = x[keep], y[keep], hp[keep]
     pairs = _axis_pairs(hp, axes)
-    taus, weights, groups = _group_taus(x, y, pairs)
-    estimates = np.array(_psis(taus, weights, averaged))
+    groups = _group_taus(x, y, pairs)
+    estimates = np.array(_psis(groups, averaged))
     lows, highs = _group_intervals(groups, averaged, level)
     rng = np.random.default_rng(seed)
-    draws = np.array([_psis(*_group_taus(rng.permutation(x), y, pairs)[:2], averaged) for _ in range(n_perm)])
+    draws = np.array([_psis(_group_taus(rng.permutation(x), y, pairs), averaged) for _ in range(n_perm)])
     ps = _permutation_p(estimates, draws)
     method = f"t interval over groups; p from {n_perm} permutations of the measure"
     out = {a: Estimate("granulated Kendall psi", estimates[j], lows[j], highs[j], ps[j], len(x), level, method,
@@ -144,9 +140,9 @@ def psi_difference(x1, x2, y, hparams: pd.DataFrame, axes: list[str], level: flo
     r1, r2 = stats.rankdata(x1[keep]), stats.rankdata(x2[keep])
     y, pairs = y[keep], _axis_pairs(hp[keep], axes)
     first, second = _group_taus(r1, y, pairs), _group_taus(r2, y, pairs)
-    estimate = _psis(*first[:2], averaged)[-1] - _psis(*second[:2], averaged)[-1]
-    low, high = _group_intervals([a - b for a, b in zip(first[2], second[2])], averaged, level, bound=2.0)
-    psi = lambda a: _psis(*_group_taus(a, y, pairs)[:2], averaged)[-1]
+    estimate = _psis(first, averaged)[-1] - _psis(second, averaged)[-1]
+    low, high = _group_intervals([a - b for a, b in zip(first, second)], averaged, level, bound=2.0)
+    psi = lambda a: _psis(_group_taus(a, y, pairs), averaged)[-1]
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_perm):

@@ -89,6 +89,10 @@ def _varied(zoo: pd.DataFrame) -> list[str]:
     return [a for a in AXES if zoo[a].nunique() > 1]
 
 
+def _training(axes: list[str]) -> list[str]:
+    return [a for a in axes if a in TRAINING_AXES]
+
+
 def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: int = 200, seed: int = 0) -> pd.DataFrame:
     """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the
     gap (``tau``, its belt), the granulated psi of every varied axis (with its interval), ``Psi`` their mean over the
@@ -97,7 +101,7 @@ def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: 
     quantile ``cmi_null`` and the pair of hyperparameters that sets it (``cmi_pair``); ranked by Psi."""
     models = converged(zoo)
     axes, hp = _varied(models), _hparams(models)
-    training = [a for a in axes if a in TRAINING_AXES]
+    training = _training(axes)
     gap = models[GAP].to_numpy(float)
     rows = []
     for column, (label, source) in MEASURES.items():
@@ -127,7 +131,7 @@ def first_vs_second(zoo: pd.DataFrame, table: pd.DataFrame, level: float = 0.95,
     axes = _varied(models)
     first, second = (models[m].to_numpy(float) for m in table.measure.iloc[:2])
     return judging.psi_difference(first, second, models[GAP], _hparams(models), axes, level, n_perm, seed,
-                                  psi_axes=[a for a in axes if a in TRAINING_AXES])
+                                  psi_axes=_training(axes))
 
 
 def ranking_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -148,8 +152,7 @@ def zoo_summary(zoo: pd.DataFrame) -> dict:
     """The zoo's facts the chapter glues: models, converged models, accuracies and gaps (converged models)."""
     models = converged(zoo)
     return {"models": len(zoo), "converged": len(models), "configurations": len(zoo.drop_duplicates(list(AXES))),
-            "seeds": zoo.seed.nunique(), "train_acc_min": float(models.train_acc.min()),
-            "test_acc_min": float(models.test_acc.min()), "test_acc_max": float(models.test_acc.max()),
+            "seeds": zoo.seed.nunique(), "test_acc_min": float(models.test_acc.min()), "test_acc_max": float(models.test_acc.max()),
             "gap_min": float(models[GAP].min()), "gap_max": float(models[GAP].max()),
             "epochs_median": float(models.epochs.median())}
 
@@ -163,7 +166,6 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     n_conv = len(models)
     met = n_conv >= CONVERGED_SHARE * len(zoo)
     reason = f"only {n_conv} of {len(zoo)} models reached the training-loss target"
-    noise_groups = judging.axis_groups(_hparams(models), "label_noise")
     noise = models.label_noise  # it moves both the measures and the gap: every trend is taken within a noise level
     tested = [
         (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, groups=noise, level=level, unit="models",
@@ -180,10 +182,7 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                                             claim="a smaller alpha-hat goes with a higher test accuracy (across the zoo's training "
                                                   "choices, not the paper's model series; within a noise level)",
                                             where="§5, Table 1")),
-        (mi_study.PAPER, claims.rank_claim(models.model_information, models.label_noise, "not positive",
-                                           groups=noise_groups, level=level, unit="models", claim=NOISE_CLAIM,
-                                           where="§3, Fig. 3 and Table 4",
-                                           statistic="Kendall tau within pairs that differ in the noise only")),
+        (mi_study.PAPER, _noise_claim(models, "model_information", NOISE_CLAIM, level)),
     ]
     return claims.table([replace(claims.precondition(c, met, reason), paper=paper) for paper, c in tested])
 
@@ -213,22 +212,26 @@ def information_protocols(zoo: pd.DataFrame) -> pd.DataFrame:
     protocol): ``"interpolating (the zoo)"``, the zoo's weights, and ``"early-stopped (chapter 6)"``, the same
     architecture trained with Adam and early stopping on the same examples, coding the same held-out examples."""
     models = converged(zoo)
-    keep = [*AXES, "seed"]
-    zoo_rows = models[keep].assign(protocol="interpolating (the zoo)", information=models.model_information,
-                                   test_acc=models.test_acc)
-    early_rows = models[keep].assign(protocol="early-stopped (chapter 6)", information=models.early_information,
-                                     test_acc=models.early_test_acc)
+    zoo_rows = _hparams(models).assign(protocol="interpolating (the zoo)", information=models.model_information,
+                                       test_acc=models.test_acc)
+    early_rows = _hparams(models).assign(protocol="early-stopped (chapter 6)", information=models.early_information,
+                                         test_acc=models.early_test_acc)
     return pd.concat([zoo_rows, early_rows], ignore_index=True)
+
+
+def _noise_claim(models: pd.DataFrame, column: str, claim: str, level: float) -> claims.Claim:
+    """Seed 003's label-noise claim for one information column: its tau with the noise within the groups of models that
+    differ in the noise only."""
+    return claims.rank_claim(models[column], models.label_noise, "not positive",
+                             groups=judging.axis_groups(_hparams(models), "label_noise"), level=level, unit="models",
+                             claim=claim, where="§3, Fig. 3 and Table 4",
+                             statistic="Kendall tau within pairs that differ in the noise only")
 
 
 def early_information_claim(zoo: pd.DataFrame, level: float = 0.95) -> claims.Claim:
     """The model-information paper's label-noise claim under its own protocol: the early-stopped models' information
     against label noise, within groups that differ in the noise only."""
-    models = converged(zoo)
-    return claims.rank_claim(models.early_information, models.label_noise, "not positive",
-                             groups=judging.axis_groups(_hparams(models), "label_noise"), level=level, unit="models",
-                             claim=NOISE_CLAIM + " (early-stopped models)", where="§3, Fig. 3 and Table 4",
-                             statistic="Kendall tau within pairs that differ in the noise only")
+    return _noise_claim(converged(zoo), "early_information", NOISE_CLAIM + " (early-stopped models)", level)
 
 
 def axis_extremes(table: pd.DataFrame, measure: str) -> dict:
