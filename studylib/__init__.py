@@ -9,7 +9,7 @@ runs, the model builders or the data):
   in weights, its Taylor error, layer utilization, prequential codelength). Needs torch, numpy, scipy and
   pandas only; importing it pulls in neither transformers, papermill nor matplotlib.
 - Foundations: :mod:`studylib.core` (the device, what a batch is), :mod:`studylib.training` (the training
-  loops, the one evaluation), :mod:`studylib.stats` (the bootstrap, series regressions),
+  loops, the one evaluation), :mod:`studylib.resampling` (the one bootstrap), :mod:`studylib.stats` (taus, series regressions),
   :mod:`studylib.claims` (verdicts), :mod:`studylib.nets` (every model builder), :mod:`studylib.data` (data
   sets, assets, digit domains, the catalogue of stand-ins) and :mod:`studylib.plots` (the book's figures
   and style).

@@ -1,5 +1,5 @@
 """The study's statistics, in one place: Kendall's tau with exact p-values and intervals valid at small n, the
-stratified (granulated) tau, paired comparisons, the one bootstrap, and the series regressions.
+stratified (granulated) tau, paired comparisons, the one bootstrap (from :mod:`studylib.resampling`), and the series regressions.
 
 Every chapter's claims table reads its numbers from here through :mod:`studylib.claims`; the ESD audit chapter
 also shows :func:`series_table` (its Tables 1 and 5 analogues).
@@ -25,6 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .resampling import bootstrap_interval, strata_masks  # noqa: F401 (the one bootstrap, part of this API)
+
+#: how many :func:`tau_draws` arrays stay in memory (each ``len(GRID) x DRAWS`` floats): bounded, so a
+#: stratified tau over many small strata does not grow the process
+TAU_DRAWS_CACHED = 16
 #: true taus of the confidence belt
 GRID = np.round(np.linspace(-1.0, 1.0, 201), 10)
 #: simulated sample taus per grid point (n <= ``SIMULATED_UP_TO``)
@@ -61,49 +66,6 @@ class Estimate:
 def _check_level(level: float) -> None:
     if not 0.5 <= level < 1:
         raise ValueError(f"level must be a float in [0.5, 1), got {level!r}")
-
-
-def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.random.Generator = 0,
-                       level: float = 0.95, strata=None):
-    """Percentile bootstrap interval of ``statistic(*samples)``: ``n_boot`` times, one index vector drawn with
-    replacement (``rng.integers(n, size=n)``) resamples every sample alike (pairs stay pairs); with ``strata``
-    (one label per observation) the indices are drawn within each stratum. ``seed``: an int, or a ``numpy``
-    Generator that several intervals draw from in turn.
-
-    ``statistic`` returns a number or a tuple of numbers; non-finite values are dropped, each component on
-    its own. Returns ``(lo, hi)`` (floats, or arrays for a tuple statistic); NaN where no value is finite.
-    Valid for statistics that are smooth in the data at moderate n; :func:`kendall` does not use it.
-    Used by the ESD audit chapter (layer averages, alpha intervals) and by :func:`compare_taus`.
-    """
-    samples = [np.asarray(s) for s in samples]
-    n = len(samples[0])
-    if n == 0 or any(len(s) != n for s in samples):
-        raise ValueError(f"samples must be non-empty and of one length, got {[len(s) for s in samples]}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be an int >= 1, got {n_boot!r}")
-    rng = np.random.default_rng(seed)
-    members = ([np.arange(n)] if strata is None
-               else [np.flatnonzero(mask) for mask in _strata_masks(strata, n)])
-    values = []
-    for _ in range(n_boot):
-        i = np.concatenate([m[rng.integers(len(m), size=len(m))] for m in members])
-        values.append(np.asarray(statistic(*(s[i] for s in samples)), dtype=float))
-    scalar = values[0].ndim == 0
-    values = np.asarray(values, dtype=float).reshape(n_boot, -1)
-    q = [(1 - level) / 2, (1 + level) / 2]
-    bounds = np.full((2, values.shape[1]), math.nan)
-    for j in range(values.shape[1]):
-        finite = values[:, j][np.isfinite(values[:, j])]
-        if len(finite):
-            bounds[:, j] = np.quantile(finite, q)
-    return (float(bounds[0, 0]), float(bounds[1, 0])) if scalar else (bounds[0], bounds[1])
-
-
-def _strata_masks(strata, n: int) -> list[np.ndarray]:
-    labels = pd.Series(list(strata)) if not isinstance(strata, pd.Series) else strata.reset_index(drop=True)
-    if len(labels) != n:
-        raise ValueError(f"strata must give one label per observation ({n}), got {len(labels)}")
-    return [(labels == g).to_numpy() for g in pd.unique(labels)]
 
 
 def kendall_tau(x, y) -> float:
@@ -162,7 +124,7 @@ def _null_variance_ratio(n: int, x_ties, y_ties) -> float:
     return var_s / ((n0 - _tied_pairs(x_ties, n)) * (n0 - _tied_pairs(y_ties, n))) / untied
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=TAU_DRAWS_CACHED)
 def tau_draws(n: int, copy: int = 0, x_ties: tuple[int, ...] | None = None,
               y_ties: tuple[int, ...] | None = None) -> np.ndarray:
     """Sample taus of ``n`` pairs under a Gaussian copula at every true tau of :data:`GRID`: an array of shape

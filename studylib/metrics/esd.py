@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .. import core
-from ..stats import bootstrap_interval
+from ..resampling import bootstrap_interval
 from .powerlaw import SMALL_N, PowerLawFit, fit_power_law, fit_power_law_small_n
 
 CONV_SCALES = ("paper", "weightwatcher", "none")

@@ -1,16 +1,18 @@
 """The study's command line: ``python -m studylib COMMAND``.
 
-    run NOTEBOOK [--profile P] [-p NAME VALUE ...] [--force]   execute one notebook
+    run NOTEBOOK [--profile P] [-p NAME VALUE ...] [--force] [--out DIR]   execute one notebook
     run-all [--profile P] [--force]                           execute every notebook
     book [--no-strict] [--student]                            build the HTML book (--student: without solutions)
-    cache list | cache clean [--name N] [--stale]             inspect / clean the run cache
+    cache list [--long] | cache clean (--name N | --stale | --corrupt | --all)   inspect / clean the run cache
     assets list | assets install [NAME ...] [--force]         the offline data and weights
     params NOTEBOOK                                           a notebook's parameters and profiles
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -27,13 +29,15 @@ def _overrides(pairs: list[list[str]] | None) -> dict:
 
 
 def _run(args) -> None:
-    nb = notebooks_run.run_notebook(args.notebook, args.profile, _overrides(args.p), force=args.force)
+    nb = notebooks_run.run_notebook(args.notebook, args.profile, _overrides(args.p), out_dir=args.out,
+                                    force=args.force)
     print(f"executed: {nb}")
 
 
 def _run_all(args) -> None:
-    from .progress import progress
-    for name in progress(notebooks_run.notebook_names(), desc="notebooks"):
+    names = notebooks_run.notebook_names()
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
         notebooks_run.run_notebook(name, args.profile, force=args.force)
 
 
@@ -41,11 +45,30 @@ def _cache(args) -> None:
     if args.action == "list":
         rows = cache.entries()
         for r in rows:
-            print(f"{r['name']:<24} {r['key']}  {r['created']}  {r['seconds']:>8.1f} s  {r['mb']:>7.2f} MB"
-                  f"{'  STALE' if r['stale'] else ''}  {r['params']}")
-        print(f"{len(rows)} runs")
-    else:
-        print(f"removed {cache.clean(args.name, args.stale)} runs")
+            flag = {"ok": "", "stale": "  stale", "corrupt": f"  CORRUPT: {r['problem']}"}[r["status"]]
+            print(f"{r['created'].replace('T', ' ')}  {r['name']:<16} {r['key']}  {r['seconds']:>7.1f} s  "
+                  f"{r['mb']:>7.2f} MB{flag}")
+            if args.long:
+                print(f"    {r['path']}\n    {json.dumps(r['params'], sort_keys=True)}")
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "stale", "corrupt")}
+        print(f"{len(rows)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}), newest first")
+        return
+    if not (args.name or args.stale or args.corrupt or args.all):
+        if not sys.stdin.isatty():
+            raise UsageError("cache clean needs a selection: --name N, --stale, --corrupt, or --all for every run")
+        answer = input(f"remove all {len(cache.entries())} stored runs? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return
+    try:
+        removed = cache.clean(args.name, stale_only=args.stale, corrupt_only=args.corrupt)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+    print(f"removed {removed} run{'s' * (removed != 1)}")
+
+
+class UsageError(ValueError):
+    """A command asked for something that cannot be done as asked."""
 
 
 def _assets(args) -> None:
@@ -70,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="execute one notebook")
     p.add_argument("notebook", choices=notebooks_run.notebook_names())
-    p.add_argument("--profile", default="standard", choices=PROFILES)
+    p.add_argument("--profile", default="standard", choices=PROFILES, help="parameter profile (default: standard)")
     p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     p.add_argument("--force", action="store_true", help="recompute cached runs")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the executed notebook into DIR (a scratch copy) instead of book/notebooks/")
     p.set_defaults(fn=_run)
     p = sub.add_parser("run-all", help="execute every notebook")
-    p.add_argument("--profile", default="standard", choices=PROFILES)
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--profile", default="standard", choices=PROFILES, help="parameter profile (default: standard)")
+    p.add_argument("--force", action="store_true", help="recompute cached runs")
     p.set_defaults(fn=_run_all)
     p = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     p.add_argument("--no-strict", dest="strict", action="store_false")
@@ -85,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=lambda a: notebooks_run.build_book(a.strict, student=a.student))
     p = sub.add_parser("cache", help="list or clean the run cache")
     p.add_argument("action", choices=("list", "clean"))
-    p.add_argument("--name")
-    p.add_argument("--stale", action="store_true", help="only runs whose code has changed")
+    p.add_argument("--name", help="clean: only runs of this name (e.g. zoo, finetune)")
+    p.add_argument("--stale", action="store_true", help="clean: runs made by other code or in another environment, "
+                                                        "and corrupt ones")
+    p.add_argument("--corrupt", action="store_true", help="clean: only corrupt runs")
+    p.add_argument("--all", action="store_true", help="clean: every run, without asking")
+    p.add_argument("--long", action="store_true", help="list: each run's folder and parameters too")
     p.set_defaults(fn=_cache)
     p = sub.add_parser("assets", help="list or install the offline data and weight assets")
     p.add_argument("action", choices=("list", "install"))
@@ -99,7 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.fn(args)
-    except (ParameterError, assets.AssetMissing) as err:
+    except (ParameterError, assets.AssetMissing, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except notebooks_run.Stopped as err:
+        print(f"\nstopped: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nstopped before any notebook started", file=sys.stderr)
+        return 130
+    except notebooks_run.ExecutionFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from . import config
 from .params import PROFILES
 from .profiles import NOTEBOOKS, resolve_values
+from .progress import CHANNEL, Renderer
 
 
 def source_dir() -> Path:
@@ -31,31 +34,131 @@ def notebook_names() -> list[str]:
     return sorted(NOTEBOOKS)
 
 
+class Stopped(KeyboardInterrupt):
+    """An execution stopped by Ctrl-C or SIGTERM: the kernel and its workers have been ended."""
+
+
 def run_notebook(name: str, profile: str = "standard", overrides: dict | None = None,
                  out_dir: Path | None = None, force: bool = False, progress_bar: bool | None = None) -> Path:
     """Validate the parameters, then execute ``notebooks/<name>.ipynb`` into ``out_dir`` (default
-    ``book/notebooks/``). ``force`` recomputes cached runs. Returns the executed notebook's path."""
+    ``book/notebooks/``). ``force`` recomputes cached runs. Returns the executed notebook's path.
+
+    The notebook executes into a temporary file that replaces ``out_dir/<name>.ipynb`` only when every cell ran: a
+    failed or stopped run leaves the old chapter as it was, and its error names the partial output. The executed
+    notebook records its profile and the parameters that differ from it (``metadata.studylib``, read by
+    :func:`provenance`). Progress of the kernel's grids is shown on this process's terminal (``progress_bar``:
+    default when stderr is a terminal or ``STUDYLIB_PROGRESS=lines``), never on the page. Ctrl-C or SIGTERM ends the
+    kernel and every process it started within seconds and raises :class:`Stopped`.
+    """
     import papermill
     name = Path(name).stem
     overrides = dict(overrides or {})
-    resolve_values(name, profile, overrides)  # fails here, before a kernel starts, on a bad parameter
+    values = resolve_values(name, profile, overrides)  # fails here, before a kernel starts, on a bad parameter
     out_dir = Path(out_dir or executed_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}.ipynb"
-    env = {"STUDYLIB_EXECUTED_DIR": str(out_dir.resolve()), **({"STUDYLIB_FORCE": "1"} if force else {})}
-    with _environment(env):
-        papermill.execute_notebook(
-            str(source_dir() / f"{name}.ipynb"), str(out), parameters={"PROFILE": profile, **overrides},
-            kernel_name="python3", cwd=str(source_dir()), log_output=False,
-            progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar)
-    _hide_injected_parameters(out)
+    scratch = Path(tempfile.mkdtemp(prefix=f"studylib-{name}-"))
+    partial, channel = scratch / f"{name}.ipynb", scratch / "progress.jsonl"
+    env = {"STUDYLIB_EXECUTED_DIR": str(out_dir.resolve()), CHANNEL: str(channel),
+           **({"STUDYLIB_FORCE": "1"} if force else {})}
+    show = sys.stderr.isatty() or os.environ.get("STUDYLIB_PROGRESS") == "lines" if progress_bar is None else progress_bar
+    try:
+        with _environment(env), _stopping_on_signals(name) as stop, (Renderer(channel) if show else _quiet(channel)):
+            try:
+                papermill.execute_notebook(
+                    str(source_dir() / f"{name}.ipynb"), str(partial), parameters={"PROFILE": profile, **overrides},
+                    kernel_name="python3", cwd=str(source_dir()), log_output=False, progress_bar=False,
+                    kernel_manager_class=_ipc_kernel_manager(scratch / "kernel"))
+            except BaseException as err:
+                if stop.signal:
+                    raise Stopped(f"{name}: stopped ({stop.signal}); {stop.ended} kernel and worker process"
+                                  f"{'es' * (stop.ended != 1)} ended; finished runs stay in the run cache; {out} "
+                                  f"{'is unchanged' if out.exists() else 'was not written'}; partial output: "
+                                  f"{partial}") from None
+                raise ExecutionFailed(f"{name} failed; {out} {'is unchanged' if out.exists() else 'was not written'}; "
+                                      f"partial output: {partial}\n{err}") from err
+    finally:
+        channel.unlink(missing_ok=True)
+    _finish(partial, name, profile, values)
+    shutil.move(str(partial), out_dir / f".{name}.ipynb.new")
+    os.replace(out_dir / f".{name}.ipynb.new", out)
+    shutil.rmtree(scratch, ignore_errors=True)
     return out
+
+
+def _ipc_kernel_manager(prefix: Path) -> type:
+    """A kernel manager that talks to its kernel over local sockets (files starting with ``prefix``), not TCP: no
+    port is opened and the kernel has no unencrypted-TCP warning to print."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+        ip = Unicode(str(prefix))
+
+    return IPCKernelManager
+
+
+class ExecutionFailed(RuntimeError):
+    """A notebook raised: the executed chapter was left as it was."""
+
+
+@contextlib.contextmanager
+def _quiet(channel: Path):
+    channel.touch()
+    yield
+
+
+class _Stop:
+    signal: str | None = None
+    ended: int = 0
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(name: str):
+    """On SIGINT or SIGTERM, end every process this one started (the kernel, which runs in a session of its own
+    and never sees the terminal's Ctrl-C, and the grid workers it started), then interrupt the execution."""
+    import signal
+    import threading
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.signal is None:
+            stop.signal = signal.Signals(signum).name
+            stop.ended = end_children()
+        raise Stopped(stop.signal)
+
+    before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def end_children(grace: float = 3.0) -> int:
+    """Terminate every descendant process of this one (SIGTERM, then SIGKILL after ``grace`` seconds); returns how
+    many there were."""
+    import psutil
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    return len(children)
 
 
 @contextlib.contextmanager
 def _environment(values: dict):
     """Set environment variables for the kernel (``STUDYLIB_FORCE``; ``STUDYLIB_EXECUTED_DIR``, where the
-    verdicts page finds the executed chapters), restoring the old values afterwards."""
+    verdicts page finds the executed chapters; the progress channel), restoring the old values afterwards."""
     before = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -68,16 +171,74 @@ def _environment(values: dict):
                 os.environ[k] = v
 
 
-def _hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected-parameters cell ``remove-cell``, like the parameters cell: the page shows
-    the resolved parameters printed by the next cell instead."""
+def _finish(path: Path, name: str, profile: str, values: dict) -> None:
+    """Record the run's profile and the parameters that differ from it; tag papermill's injected-parameters
+    cell ``remove-cell`` like the parameters cell (the page shows the resolved parameters the next cell prints)."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
+    defaults = resolve_values(name, profile, {})
+    nb.metadata["studylib"] = {"notebook": name, "profile": profile, "completed": True,
+                               "overrides": {k: v for k, v in values.items() if v != defaults[k]}}
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
     nbformat.write(nb, path)
+
+
+def provenance(folder: Path | None = None, profile: str = "standard") -> list[dict]:
+    """How each chapter in ``folder`` (default ``book/notebooks``) was executed, against a build on ``profile`` with
+    its default parameters: one row per chapter (the verdicts page excepted) with its ``state``, ``"ok"``,
+    ``"missing"``, ``"failed"`` (an error or an unfinished execution), ``"other profile"`` or ``"other
+    parameters"``, and ``detail`` in words. Reads what :func:`run_notebook` records, or papermill's metadata
+    for a notebook executed with papermill directly. Used by the verdicts page and the book build."""
+    folder = Path(folder or executed_dir())
+    rows = []
+    for name in notebook_names():
+        if name == "99_verdicts":
+            continue
+        path = folder / f"{name}.ipynb"
+        row = {"notebook": name, "title": NOTEBOOKS[name].title, "state": "ok", "detail": ""}
+        rows.append(row)
+        if not path.exists():
+            row.update(state="missing", detail="is missing")
+            continue
+        meta = json.loads(path.read_text()).get("metadata", {})
+        mine, papermill_meta = meta.get("studylib"), meta.get("papermill", {})
+        if papermill_meta.get("exception") or (mine is not None and not mine.get("completed")):
+            row.update(state="failed", detail="stopped with an error")
+            continue
+        given = papermill_meta.get("parameters", {})
+        ran_on = (mine or {}).get("profile") or given.get("PROFILE") or "standard"
+        if mine is not None:
+            overrides = mine.get("overrides", {})
+        else:
+            try:
+                values = resolve_values(name, ran_on, {k: v for k, v in given.items() if k != "PROFILE"})
+                defaults = resolve_values(name, ran_on, {})
+                overrides = {k: v for k, v in values.items() if v != defaults[k]}
+            except ValueError as err:
+                row.update(state="failed", detail=f"ran with parameters that are not valid now ({err})")
+                continue
+        if ran_on != profile:
+            row.update(state="other profile", detail=f"ran on the {ran_on} profile")
+        if overrides:
+            shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            row.update(state=row["state"] if ran_on != profile else "other parameters",
+                       detail=(row["detail"] + " and" if row["detail"] else "ran") + f" with {shown}")
+    return rows
+
+
+def provenance_statement(rows: list[dict], profile: str = "standard") -> str:
+    """One sentence on the chapters behind a build (:func:`provenance`): that all ran to completion on ``profile``
+    with its defaults, or which did not and how."""
+    odd = [r for r in rows if r["state"] != "ok"]
+    if not odd:
+        return (f"All {len(rows)} chapters behind these numbers ran to completion on the {profile} profile with its "
+                "default parameters.")
+    listed = "; ".join(f"chapter {int(r['notebook'][:2])} ({r['title']}) {r['detail']}" for r in odd)
+    return (f"These numbers are not those of the {profile} book: {listed}. Verdicts and counts cover the executed "
+            "chapters only.")
 
 
 def runs_created(start: str, end: str, runs: Path | None = None) -> int:
@@ -119,7 +280,9 @@ def write_run_times_page(folder: Path | None = None, root: Path | None = None) -
     out = Path(root or config.repo_root()) / "book" / "_generated" / "run_times.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
-    (out.parent / "run_time_summary.md").write_text(run_time_summary(rows) + "\n")
+    profile = _book_profile(folder)
+    statement = provenance_statement(provenance(folder, profile), profile)
+    (out.parent / "run_time_summary.md").write_text(run_time_summary(rows) + " " + statement + "\n")
     return out
 
 
@@ -165,6 +328,8 @@ def build_book(strict: bool = True, root: Path | None = None, student: bool = Fa
                                 "`python -m studylib run-all` (or `make notebooks`) first")
     write_run_times_page(root / "book" / "notebooks", root)
     write_parameters_page(root)
+    profile = _book_profile(root / "book" / "notebooks")
+    print(provenance_statement(provenance(root / "book" / "notebooks", profile), profile))
     out = root / "_build" / "student" if student else root
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(out)]
     if student:
@@ -183,6 +348,16 @@ def build_book(strict: bool = True, root: Path | None = None, student: bool = Fa
     index = out / "_build" / "html" / "index.html"
     print(f"book built in {time.time() - start:.0f} s: {index}")
     return index
+
+
+def _book_profile(folder: Path | None) -> str:
+    """The profile of a build: the one its verdicts page ran on (``standard`` when it has not run)."""
+    path = Path(folder or executed_dir()) / "99_verdicts.ipynb"
+    if not path.exists():
+        return "standard"
+    meta = json.loads(path.read_text()).get("metadata", {})
+    return (meta.get("studylib") or {}).get("profile") or meta.get("papermill", {}).get("parameters", {}).get(
+        "PROFILE", "standard")
 
 
 def glued_values(path: Path) -> dict:

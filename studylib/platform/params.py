@@ -1,13 +1,18 @@
-"""Notebook parameters: how one is declared (:class:`Param`) and checked (:func:`check`).
+"""Notebook parameters: how one is declared (:class:`Param`) and checked (:func:`check`), and the rules that tie
+several together (:class:`Rule`).
 
 Used by every chapter through :mod:`studylib.platform.profiles`, which declares each notebook's parameters
-and profiles and resolves them. A wrong name, type or value fails at once with a message naming the
-parameter and what it accepts.
+and profiles and resolves them. A wrong name, type or value, or a combination that breaks a rule, fails at once,
+before a kernel starts, with a message naming the parameters and what they accept.
+
+"None" has one meaning on every route: a parameter left out (``...`` in a notebook's parameters cell) takes the
+profile's value; ``None`` (papermill ``-p CAP None``), ``null`` (YAML on the command line, ``-p CAP null``) and the
+string ``"none"`` all mean "no value" (for ``CAP``: no cap), which only a parameter marked ``nullable`` accepts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 PROFILES = ("quick", "standard", "paper")
 
@@ -57,8 +62,11 @@ def _coerce_scalar(name: str, spec: Param, kind: type, value: Any) -> Any:
 
 def check(name: str, spec: Param, value: Any) -> Any:
     """Validate (and normalise) one value against its spec; raise :class:`ParameterError` if wrong."""
-    if spec.nullable and (value is None or value == "none"):
-        return None
+    if value is None or value == "none":
+        if spec.nullable:
+            return None
+        raise ParameterError(f"parameter {name}={value!r}: {name} has no 'none' value; it accepts {spec.accepts()} "
+                             f"(leave it out for the profile's value): {spec.help}")
     if spec.kind is list:
         if not isinstance(value, (list, tuple)) or not value:
             raise ParameterError(f"parameter {name}={value!r}: {name} accepts a non-empty list of "
@@ -75,3 +83,18 @@ def check(name: str, spec: Param, value: Any) -> Any:
             raise ParameterError(f"parameter {name}={value!r} is out of range; {name} accepts "
                                  f"{spec.accepts()}: {spec.help}")
     return items if spec.kind is list else value
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule several parameters must follow together: ``holds(*values)`` of the parameters ``names`` (in order),
+    and what it asks, in words."""
+    names: tuple[str, ...]
+    holds: Callable[..., bool]
+    asks: str
+
+    def check(self, values: dict[str, Any]) -> None:
+        """Raise :class:`ParameterError` naming the parameters, their values and the rule when it does not hold."""
+        if not self.holds(*(values[n] for n in self.names)):
+            given = ", ".join(f"{n}={values[n]!r}" for n in self.names)
+            raise ParameterError(f"parameters {given} break a rule: {self.asks}")

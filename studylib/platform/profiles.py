@@ -3,8 +3,10 @@ resolution. Used by every chapter's first code cell::
 
     P = profiles.resolve("00_data_and_models", globals())
 
-A notebook's ``parameters`` cell sets ``PROFILE`` and every other parameter to ``None``; ``None``
-means "the value of the chosen profile". A value given with papermill ``-p`` or the CLI overrides it.
+A notebook's ``parameters`` cell sets ``PROFILE`` and every other parameter to ``...``, which means "the value of
+the chosen profile". A value given with papermill ``-p`` or the CLI overrides it; ``None`` means "no value" and only
+a nullable parameter accepts it (:mod:`studylib.platform.params`). Each notebook's :class:`~.params.Rule` s tie
+parameters together (step budgets, series lengths, orders) and are checked with the values.
 
 ``quick``: CI, every notebook in a few minutes. ``standard``: the published book (its measured run times
 are on the "Rerun it" page). ``paper``: the papers' scale, for a GPU.
@@ -15,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .params import PROFILES, Param, ParameterError, check
+from .params import PROFILES, Param, ParameterError, Rule, check
 
 _UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -25,8 +27,12 @@ class Notebook:
     title: str
     params: dict[str, Param]
     profiles: dict[str, dict]
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self):
+        unknown = {n for rule in self.rules for n in rule.names} - set(self.params)
+        if unknown:
+            raise ValueError(f"{self.title}: rules name unknown parameters {sorted(unknown)}")
         for name in PROFILES:
             missing = set(self.params) ^ set(self.profiles.get(name, {}))
             if missing:
@@ -91,7 +97,12 @@ NOTEBOOKS: dict[str, Notebook] = {
                         DEFICIENT_TRAIN=1000, QUALITY_TRAIN=[250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 60000],
                         QUALITY_WIDTH=512, QUALITY_STEPS=10000, COLLAPSE_WIDTH=256, COLLAPSE_DEPTH=12,
                         COLLAPSE_SEEDS=5, FIG1_LAYER="encoder.layer.3.intermediate.dense", N_BOOT=2000,
-                        WORKERS=1)}),
+                        WORKERS=1)},
+        (Rule(("SERIES_WIDTHS",), lambda w: len(set(w)) >= 6, "SERIES_WIDTHS needs at least 6 distinct widths (the "
+                                                             "series regressions)"),
+         Rule(("QUALITY_TRAIN",), lambda n: len(set(n)) >= 8, "QUALITY_TRAIN needs at least 8 distinct sizes"),
+         Rule(("DEFICIENT_TRAIN", "SERIES_TRAIN"), lambda d, n: d < (n or 60000),
+              "DEFICIENT_TRAIN must be smaller than SERIES_TRAIN (none: 60,000): the twin is trained on fewer examples"))),
     "04_layer_utilization": Notebook(
         "Layer utilization and re-initialisation",
         {**COMMON,
@@ -252,7 +263,14 @@ NOTEBOOKS["06_model_information"] = Notebook(
                     CAP_WIDTHS=[4, 16, 64, 256, 1024], CAP_CLASSES=[2, 4, 6, 8, 10], CAP_N_TRAIN=[8000, 20000],
                     RESNET_WIDTH=16, ABLATION_K=1500, ABLATION_MIN_STEPS=1000, ABLATION_MAX_STEPS=20000,
                     ABLATION_PATIENCE=10, TEACHER_WIDTHS=[16, 64, 256, 1024], STUDENT_WIDTH=8,
-                    ALPHAS=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], POOL=20000, T_SQUARED=False, REPEATS=5, WORKERS=2)})
+                    ALPHAS=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], POOL=20000, T_SQUARED=False, REPEATS=5, WORKERS=2)},
+    (Rule(("MIN_STEPS", "MAX_STEPS"), lambda lo, hi: hi >= max(1, lo), "MAX_STEPS must be at least MIN_STEPS"),
+     Rule(("ABLATION_MIN_STEPS", "ABLATION_MAX_STEPS"), lambda lo, hi: hi >= max(1, lo),
+          "ABLATION_MAX_STEPS must be at least ABLATION_MIN_STEPS"),
+     Rule(("ABLATION_K", "K_CODE"), lambda k, code: k <= code, "ABLATION_K must be at most K_CODE"),
+     Rule(("NOISE_LEVELS",), lambda v: v[0] == 0.0, "NOISE_LEVELS must start with 0 (the clean reference)"),
+     Rule(("CENTER_SQUARES",), lambda v: v[0] == 0, "CENTER_SQUARES must start with 0 (the whole image)"),
+     Rule(("TEACHER_WIDTHS",), lambda v: list(v) == sorted(set(v)), "TEACHER_WIDTHS must be distinct, smallest first")))
 
 NOTEBOOKS["07_head_to_head"] = Notebook(
     "Head to head",
@@ -301,7 +319,9 @@ NOTEBOOKS["07_head_to_head"] = Notebook(
                     WEIGHT_DECAYS=[0.0, 1e-4, 5e-4], LABEL_NOISES=[0.0, 0.1, 0.2], REPEATS=2, N_TRAIN=5000,
                     N_TEST=10000, K_CODE=2000, POOL=1, TARGET_LOSS=0.01, MAX_EPOCHS=2000, CODE_MIN_STEPS=500,
                     CODE_MAX_STEPS=1000, CODE_EVAL_EVERY=50, CODE_PATIENCE=5, FLATNESS_SAMPLES=10, N_PERM=1000,
-                    CMI_PERM=500, WORKERS=2)})
+                    CMI_PERM=500, WORKERS=2)},
+    (Rule(("CODE_MIN_STEPS", "CODE_MAX_STEPS"), lambda lo, hi: hi >= max(1, lo),
+          "CODE_MAX_STEPS must be at least CODE_MIN_STEPS"),))
 
 # The verdicts page reads the executed chapters' claims: no parameters of its own; it runs last.
 NOTEBOOKS["99_verdicts"] = Notebook("Verdicts", {}, {name: {} for name in PROFILES})
@@ -310,8 +330,8 @@ NOTEBOOKS = dict(sorted(NOTEBOOKS.items()))
 
 
 def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) -> dict[str, Any]:
-    """The full parameter set of ``notebook``: the profile's values overridden by ``given``
-    (a ``None`` in ``given`` means "use the profile's value")."""
+    """The full parameter set of ``notebook``: the profile's values overridden by ``given`` (a name absent from
+    ``given``, or given as ``...``, takes the profile's value), checked one by one and by the notebook's rules."""
     if notebook not in NOTEBOOKS:
         raise ParameterError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
     profile = profile or "standard"
@@ -325,8 +345,10 @@ def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) ->
                              f"PROFILE, {', '.join(spec.params)}")
     values = {"PROFILE": profile}
     for name, param in spec.params.items():
-        raw = given.get(name)
-        values[name] = check(name, param, spec.profiles[profile][name] if raw is None else raw)
+        raw = given.get(name, ...)
+        values[name] = check(name, param, spec.profiles[profile][name] if raw is ... else raw)
+    for rule in spec.rules:
+        rule.check(values)
     return values
 
 
