@@ -16,7 +16,7 @@ def test_cache_list_and_clean_commands(tmp_path, monkeypatch, capsys):
     assert main(["cache", "list"]) == 0
     assert "demo" in capsys.readouterr().out
     assert main(["cache", "clean", "--name", "demo"]) == 0
-    assert "removed 1 runs" in capsys.readouterr().out
+    assert "removed 1 run\n" in capsys.readouterr().out
 
 
 def test_assets_list_and_missing_asset_exit_code(tmp_path, monkeypatch, capsys):
@@ -84,7 +84,7 @@ def test_progress_stays_off_the_page_and_a_grid_reports_one_summary_line_by_the_
     assert stream.getvalue() == ""
     monkeypatch.setenv("STUDYLIB_PROGRESS", "lines")  # log files of batch jobs
     assert list(progress(range(3), desc="work", every=0, stream=stream)) == [0, 1, 2]
-    assert stream.getvalue().splitlines()[-1].startswith("work: 3/3 done")
+    assert stream.getvalue().splitlines()[-1].startswith("work: 3/3, ")
     from studylib.platform.executor import run_grid
     monkeypatch.delenv("STUDYLIB_PROGRESS")  # a notebook: nothing reaches the page
     run_grid(_cached_or_not, [{"i": 0}], desc="demo grid")

@@ -233,8 +233,10 @@ def _read(folder: Path, name: str, key: str, from_cache: bool) -> Run:
 
 
 def _lock(root: Path, key: str) -> FileLock:
-    (root / LOCKS).mkdir(parents=True, exist_ok=True)
-    return FileLock(root / LOCKS / f"{key}.lock")
+    """The lock file of one run: ``<runs>/.locks/<name>-<key>.lock`` (``root`` is ``<runs>/<name>``)."""
+    folder = root.parent / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / f"{root.name}-{key}.lock")
 
 
 @contextmanager
@@ -307,6 +309,7 @@ def cached_run(name: str, params: dict, fn: Callable[[dict], RunResult], force: 
 
 def _publish(root: Path, final: Path, result: RunResult, meta: dict) -> None:
     """Write a run into a temporary folder and rename it into place (the caller holds the key's lock)."""
+    root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         if result.weights is not None:
@@ -334,7 +337,7 @@ def entries(root: Path | None = None) -> list[dict[str, Any]]:
     root = Path(root or config.runs_dir())
     rows = []
     for folder in root.glob("*/*"):
-        if folder.name.startswith(".") or not folder.is_dir():
+        if folder.name.startswith(".") or folder.parent.name.startswith(".") or not folder.is_dir():
             continue
         row = {"name": folder.parent.name, "key": folder.name, "path": str(folder), "params": {}, "problem": "",
                "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.stat().st_mtime)),
