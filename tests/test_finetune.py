@@ -13,7 +13,7 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def run(method, epochs=2, references=("init",), task="reuters_pairs", lr=1e-4, **extra):
-    return finetune.finetune_run(dict(
+    return finetune.finetune_run(finetune.FinetuneParams(
         model="minilm_l3", pretrained=True, task=task, n_train=40, n_test=20, n_iiw=8, max_len=16,
         epochs=epochs, lr=lr, batch_size=8, method=method, estimators=["fisher", "pib"],
         references=list(references), pib_seeds=2, seed=0, device="cpu", keep_weights=False, norm_matched=False,

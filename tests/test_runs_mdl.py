@@ -66,10 +66,17 @@ TINY = dict(n_train=40, k=30, n_test=20, seed=0, device="cpu", min_steps=5, max_
 
 
 def test_info_run_is_the_difference_of_its_two_codes():
-    out = mdl_study.info_run(dict(TINY, task="mnist", arch="mlp", width=8)).metrics
+    out = mdl_study.info_run(mdl_study.InfoParams(**TINY, task="mnist", arch="mlp", width=8)).metrics
     assert out["info_bits"] == pytest.approx(out["codelength_init"] - out["codelength_final"])
     assert out["uniform_bits"] == pytest.approx(30 * np.log2(10)) and 0 <= out["acc"] <= 1
     assert out["n_params"] == nets.num_parameters(nets.mlp(784, [8, 8], 10))
+
+
+def test_run_parameters_are_typed_a_misspelt_one_fails_and_a_bad_budget_fails_naming_it():
+    with pytest.raises(TypeError, match="widht"):
+        mdl_study.InfoParams(**TINY, task="mnist", widht=8)
+    with pytest.raises(ValueError, match="max_steps"):
+        mdl_study.InfoParams(**dict(TINY, max_steps=2), task="mnist")
 
 
 def test_missing_center_runs_are_cells_of_the_information_grid():
@@ -81,7 +88,7 @@ def test_distillation_run_sweeps_teachers_alphas_and_the_privileged_control():
     p = dict(TINY, task="fashion_mnist", student_width=4, teacher_widths=[8, 16], alpha=0.5, alphas=[0.0, 0.5],
              temperature=4.0, t_squared=False, pool=50)
     p.pop("k")
-    frame = pd.DataFrame(mdl_study.distillation_run(p).records)
+    frame = pd.DataFrame(mdl_study.distillation_run(mdl_study.DistillationParams(**p)).records)
     assert list(frame.sweep) == ["teacher"] * 3 + ["alpha"] * 2 + ["privileged"] * 2
     alone = frame.student_acc[0]
     zero = frame[frame.alpha == 0]
@@ -95,7 +102,7 @@ def test_distillation_run_sweeps_teachers_alphas_and_the_privileged_control():
 
 def test_ablation_run_partitions_the_parameters_by_block():
     p = dict(TINY, task="mnist", width=2)
-    frame = pd.DataFrame(mdl_study.ablation_run(p).records)
+    frame = pd.DataFrame(mdl_study.ablation_run(mdl_study.AblationParams(**p)).records)
     all_params = frame[frame.grouping == "all"].n_params.item()
     assert frame[frame.grouping == "block"].n_params.sum() == all_params
     assert all_params == nets.num_parameters(nets.small_resnet(1, 10, widths=(2, 4, 8)))
@@ -105,13 +112,13 @@ def test_ablation_run_partitions_the_parameters_by_block():
 def test_domain_run_codes_every_pair_and_has_zero_self_distances():
     p = dict(TINY, arch="mlp", width=8, domains=["mnist", "uci_digits"], n_features=20)
     p.pop("n_test")
-    run = mdl_study.domain_run(p)
+    run = mdl_study.domain_run(mdl_study.DomainParams(**p))
     frame = pd.DataFrame(run.records)
     assert len(frame) == 4 and set(run.metrics["from_init"]) == {"mnist", "uci_digits"}
     own = frame[frame.source == frame.target]
     assert (own.d1 == 0).all() and (own.d2 == 0).all()
     with pytest.raises(ValueError, match="n_features accepts at most"):
-        mdl_study.domain_run(dict(p, n_features=1000))
+        mdl_study.domain_run(mdl_study.DomainParams(**dict(p, n_features=1000)))
 
 
 def test_paper_tables_beside_ours_align_rows_and_name_units():

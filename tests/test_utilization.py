@@ -5,7 +5,8 @@ import torch
 
 from studylib import nets
 from studylib.metrics import utilization as u
-from studylib.runs.utilization import shuffle_labels, train_sgd
+from studylib.data.domains import shuffle_labels
+from studylib.training import train_sgd
 from studylib.studies import utilization as study
 
 

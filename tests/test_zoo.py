@@ -17,7 +17,7 @@ TINY = dict(depth=1, width=16, lr=0.1, batch_size=16, weight_decay=0.0, label_no
 
 
 def test_one_zoo_model_trains_to_its_target_and_gets_every_measure():
-    out = zoo.zoo_run(TINY).metrics
+    out = zoo.zoo_run(zoo.ZooParams(**TINY)).metrics
     assert out["converged"] and out["stop_reason"] == "interpolated" and out["train_acc"] >= 0.95
     assert out["gap"] == pytest.approx(out["train_acc"] - out["test_acc"])
     assert out["num_parameters"] == nets.num_parameters(nets.mlp(49, [16], 10)) == 49 * 16 + 16 + 16 * 10 + 10
@@ -25,11 +25,11 @@ def test_one_zoo_model_trains_to_its_target_and_gets_every_measure():
     assert out["iiw_fisher"] > 0 and out["pacbayes_flatness"] > 0
     for column in h2h.MEASURES:
         assert math.isfinite(out[column]), column
-    assert zoo.zoo_run(TINY).metrics == out  # same parameters, same numbers
+    assert zoo.zoo_run(zoo.ZooParams(**TINY)).metrics == out  # same parameters, same numbers
 
 
 def test_a_model_that_cannot_reach_the_target_is_marked_not_converged():
-    out = zoo.zoo_run({**TINY, "max_epochs": 2}).metrics
+    out = zoo.zoo_run(zoo.ZooParams(**{**TINY, "max_epochs": 2})).metrics
     assert not out["converged"] and out["stop_reason"] == "epoch cap" and out["epochs"] == 2
 
 

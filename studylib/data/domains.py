@@ -1,4 +1,5 @@
-"""Image noise, label noise and digit domains built from the offline data, for the model-information chapter.
+"""Image noise, label noise and digit domains built from the offline data, for the model-information chapter (and
+the shuffled labels of the layer-utilization and head-to-head chapters).
 
 Seed 003 injects three kinds of noise into MNIST (its Fig. 2) and compares image domains (Office-31,
 Office-Home) that cannot be had offline. Here every variant is built, seeded, from the real digits:
@@ -8,6 +9,8 @@ Office-Home) that cannot be had offline. Here every variant is built, seeded, fr
   missing-pixels claim, at strengths that remove much of the digit);
 - ``missing_objects``: a large part of the digit (a random half of the image) set to 0;
 - ``massart``: a fraction of the labels replaced by labels drawn uniformly from all classes;
+- ``shuffle_labels``: a fraction of the labels shuffled among their examples (Zhang et al.'s partially random
+  labels, the layer-utilization chapter's noise and the zoo's label-noise axis);
 - domains on a common 28 x 28 grey grid: MNIST, UCI digits upscaled from 8 x 8, and cluttered MNIST
   (digits over textured clutter cut from other digits: the stand-in for SVHN's street-view digits).
 """
@@ -80,6 +83,22 @@ def massart(y: np.ndarray, ratio: float, num_classes: int, seed: int = 0) -> np.
     idx = _chosen(len(y), ratio, rng)
     out[idx] = rng.integers(0, num_classes, size=len(idx))
     return out
+
+
+def shuffle_labels(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the labels of a ``fraction`` of the examples among themselves (seeded).
+
+    Returns the noisy labels and the indices that were drawn for shuffling; a drawn label can land
+    back on its own example by chance, so the examples whose label actually changed are
+    ``noisy != y``. The originals are untouched, so the recovered set can be scored.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(y), int(round(fraction * len(y))), replace=False))
+    noisy = np.array(y, copy=True)
+    noisy[picked] = y[rng.permutation(picked)]
+    return noisy, picked
 
 
 def upscale(x: np.ndarray, size: int = 28) -> np.ndarray:

@@ -176,32 +176,38 @@ def fit(model: nn.Module, x, y, spec: TrainSpec, seed: int, device=None, soft_ta
     frozen_bn = len(train) < spec.frozen_bn_below
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, fused=True)  # the same algorithm, a faster step
     held_out = lambda: bits(predict(model, x[val], dev), y[val])
-    best, best_loss, best_step, waited, step = (copy.deepcopy(model.state_dict()),
-                                                held_out() if start_is_candidate else math.inf, 0, 0, 0)
-    batches = _batches(len(train), spec.batch_size, gen)
-    while step < spec.max_steps:
-        model.train()
+    state = {"best": copy.deepcopy(model.state_dict()), "loss": held_out() if start_is_candidate else math.inf,
+             "step": 0, "waited": 0, "steps": 0}
+    stream = _batches(len(train), spec.batch_size, gen)
+
+    def block(r):  # the steps between two held-out evaluations
+        return (train[next(stream)] for _ in range(min(spec.eval_every, spec.max_steps - (r - 1) * spec.eval_every)))
+
+    def freeze_batch_norm(r):
         if frozen_bn:
             for m in model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
-        for _ in range(min(spec.eval_every, spec.max_steps - step)):
-            idx = train[next(batches)]
-            out = model(x[idx].to(dev))
-            loss = (nn.functional.cross_entropy(out, y[idx].to(dev)) if soft_targets is None else
-                    distillation_loss(out, soft_targets[idx].to(dev), y[idx].to(dev), distill.alpha,
-                                      distill.temperature, distill.t_squared))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
+
+    def batch_loss(m, idx):
+        out = m(x[idx].to(dev))
+        if soft_targets is None:
+            return nn.functional.cross_entropy(out, y[idx].to(dev)), len(idx)
+        return distillation_loss(out, soft_targets[idx].to(dev), y[idx].to(dev), distill.alpha, distill.temperature,
+                                 distill.t_squared), len(idx)
+
+    def evaluate_block(r, steps, _):
+        state["steps"] = steps
         val_loss = held_out()
-        if val_loss < best_loss - 1e-9:
-            best, best_loss, best_step, waited = copy.deepcopy(model.state_dict()), val_loss, step, 0
+        if val_loss < state["loss"] - 1e-9:
+            state.update(best=copy.deepcopy(model.state_dict()), loss=val_loss, step=steps, waited=0)
         else:
-            waited += 1
-        if step >= spec.min_steps and waited >= spec.patience:
-            break
+            state["waited"] += 1
+        return steps >= spec.min_steps and state["waited"] >= spec.patience
+
+    training.fit(model, opt, math.ceil(spec.max_steps / spec.eval_every), block, batch_loss,
+                 before_round=freeze_batch_norm, after_round=evaluate_block)
+    best, best_step, step = state["best"], state["step"], state["steps"]
     model.load_state_dict(best)
     if log is not None:
         log.update(steps=step, best_step=best_step, n_val=n_val)

@@ -19,6 +19,7 @@ whose checksum or size differs) is reported with its path and recomputed, never 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -265,9 +266,12 @@ def run_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def cached_run(name: str, params: dict, fn: Callable[[dict], RunResult], force: bool = False,
+def cached_run(name: str, params, fn: Callable[[Any], RunResult], force: bool = False,
                root: Path | None = None) -> Run:
     """Return the stored run for ``(name, params)`` and the current code, computing ``fn(params)`` first if absent.
+
+    ``params``: a frozen dataclass (every run kind of the study has one: its fields, defaults filled in, are the
+    key, so a misspelt field fails when the parameters are made) or a dict of plain JSON values.
 
     ``fn`` must be defined in an importable module: the code of that module and of every studylib module
     it reaches (:func:`code_modules`) is part of the key. It runs with :data:`RUN_THREADS` torch threads.
@@ -276,6 +280,8 @@ def cached_run(name: str, params: dict, fn: Callable[[dict], RunResult], force: 
     that another process finished after this call started is read, not recomputed again.
     """
     force = force or os.environ.get("STUDYLIB_FORCE", "0") == "1"
+    typed = params
+    params = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
     json.dumps(params)  # parameters must be plain JSON values: fail before any work if not
     root = Path(root or config.runs_dir()) / name
     deps = code_modules(fn)
@@ -297,7 +303,7 @@ def cached_run(name: str, params: dict, fn: Callable[[dict], RunResult], force: 
                 notice(f"run cache: {final} is corrupt ({err}); recomputing it")
         start = time.time()
         with run_threads():
-            result = fn(params)
+            result = fn(typed)
             environment = _environment()
         _publish(root, final, result, {
             "name": name, "key": key, "params": params, "deps": sorted(deps), "code": code_hash(deps),

@@ -20,7 +20,7 @@ differ only in how they fine-tune (:data:`TRAINING_ONLY`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ from torch import nn
 from .. import core, data, nets, training
 from ..metrics import iiw
 from ..platform.cache import RunResult, cached_run
-from ..platform.progress import progress
 
 
 def encode(tok, x: np.ndarray, max_len: int) -> dict[str, torch.Tensor]:
@@ -92,21 +91,21 @@ class Prepared:
     pib_batches: list[dict]
 
 
-def prepare(p: dict) -> Prepared:
+def prepare(p: StartParams) -> Prepared:
     """Load, tokenise and split a fine-tuning run's task: the training set 9:1 into train and dev (seeded
-    by ``p["seed"]``), the held-out split as test, the first ``p["n_iiw"]`` training examples for the Fisher
+    by ``p.seed``), the held-out split as test, the first ``p.n_iiw`` training examples for the Fisher
     estimators and the whole train split for the PIB ones.
     Used by :func:`finetune_run` and by the Taylor-error chapter (the same examples IIW was measured on)."""
-    ds = data.load(p["task"], seed=p["seed"], n_train=p["n_train"], n_test=p["n_test"])
-    perm = np.random.default_rng(p["seed"]).permutation(len(ds.y_train))
+    ds = data.load(p.task, seed=p.seed, n_train=p.n_train, n_test=p.n_test)
+    perm = np.random.default_rng(p.seed).permutation(len(ds.y_train))
     cut = int(round(0.9 * len(perm)))
     tok = nets.tokenizer()
-    enc_train = encode(tok, ds.x_train, p["max_len"])
+    enc_train = encode(tok, ds.x_train, p.max_len)
     train_idx, dev_idx = perm[:cut], perm[cut:]
-    iiw_idx = train_idx[: p["n_iiw"]]
+    iiw_idx = train_idx[: p.n_iiw]
     return Prepared(ds, enc_train, train_idx, dev_idx,
                     dev_batches=batches(select(enc_train, dev_idx), ds.y_train[dev_idx], 64),
-                    test_batches=batches(encode(tok, ds.x_test, p["max_len"]), ds.y_test, 64),
+                    test_batches=batches(encode(tok, ds.x_test, p.max_len), ds.y_test, 64),
                     iiw_batches=batches(select(enc_train, iiw_idx), ds.y_train[iiw_idx], 16),
                     pib_batches=batches(select(enc_train, train_idx), ds.y_train[train_idx], len(train_idx),
                                         trim=False))
@@ -130,31 +129,32 @@ def iiw_key(estimator: str, reference: str, group: str) -> str:
     return f"iiw_{estimator}_{reference}_{group}"
 
 
-def train_prior(p: dict, prep: Prepared, init_seed: int, dev) -> dict[str, torch.Tensor]:
+def train_prior(p: StartParams, prep: Prepared, init_seed: int, dev) -> dict[str, torch.Tensor]:
     """The PIB prior: ``p``'s architecture, initialised with ``init_seed``, trained on the dev split by
-    :data:`PRIOR_RECIPE` (batches of ``p["batch_size"]``, reshuffled every epoch); its weights."""
-    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, init_seed, p["norm_matched"]).to(dev)
+    :data:`PRIOR_RECIPE` (batches of ``p.batch_size``, reshuffled every epoch); its weights."""
+    model = build_model(p.model, p.pretrained, prep.ds.num_classes, init_seed, p.norm_matched).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=PRIOR_RECIPE["lr"], weight_decay=PRIOR_RECIPE["weight_decay"],
                            fused=True)
     gen = torch.Generator().manual_seed(init_seed)
-    model.train()
-    for _ in range(PRIOR_RECIPE["epochs"]):
+
+    def epoch_batches(epoch):
         order = prep.dev_idx[torch.randperm(len(prep.dev_idx), generator=gen).numpy()]
-        for b in batches(select(prep.enc_train, order), prep.ds.y_train[order], p["batch_size"]):
-            b = core.to_device(b, dev)
-            opt.zero_grad()
-            nn.functional.cross_entropy(core.logits(model, b), b["labels"]).backward()
-            opt.step()
+        return batches(select(prep.enc_train, order), prep.ds.y_train[order], p.batch_size)
+
+    training.fit(model, opt, PRIOR_RECIPE["epochs"], epoch_batches, lambda m, b: _batch_loss(m, b, dev))
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def priors(p: dict, prep: Prepared, dev) -> dict[str, dict[str, torch.Tensor]]:
-    """The PIB priors among ``p["references"]`` (:data:`REFERENCES`; ``"init"`` needs none), by name."""
-    unknown = set(p["references"]) - set(REFERENCES)
-    if unknown:
-        raise ValueError(f"references must be among {REFERENCES}, got {sorted(unknown)}")
-    seeds = {"prior_same": p["seed"], "prior_fresh": p["seed"] + FRESH_SEED_OFFSET}
-    return {ref: train_prior(p, prep, seeds[ref], dev) for ref in p["references"] if ref != "init"}
+def _batch_loss(model: nn.Module, batch: dict, dev) -> tuple[torch.Tensor, int]:
+    """Cross-entropy of one encoded batch (moved to ``dev``) and its number of examples."""
+    batch = core.to_device(batch, dev)
+    return nn.functional.cross_entropy(core.logits(model, batch), batch["labels"]), len(batch["labels"])
+
+
+def priors(p: StartParams, prep: Prepared, dev) -> dict[str, dict[str, torch.Tensor]]:
+    """The PIB priors among ``p.references`` (:data:`REFERENCES`; ``"init"`` needs none), by name."""
+    seeds = {"prior_same": p.seed, "prior_fresh": p.seed + FRESH_SEED_OFFSET}
+    return {ref: train_prior(p, prep, seeds[ref], dev) for ref in p.references if ref != "init"}
 
 
 def geometry_key(estimator: str, reference: str, quantity: str) -> str:
@@ -163,17 +163,17 @@ def geometry_key(estimator: str, reference: str, quantity: str) -> str:
     return f"geom_{estimator}_{reference}_{quantity}"
 
 
-def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict, pib_seeds: int) -> dict[str, float]:
-    """Every estimator of ``p["estimators"]`` against every reference: the Fisher estimators on the IIW examples,
+def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: StartParams, pib_seeds: int) -> dict[str, float]:
+    """Every estimator of ``p.estimators`` against every reference: the Fisher estimators on the IIW examples,
     the PIB ones on the whole train split with the run's batch size, ``"pib"`` averaged over ``pib_seeds``
     gradient-sampling seeds (each seed's total also recorded, as ``..._total_s<k>``); the PIB estimators' factors
     ||delta||, ||g|| and cos(delta, g) as :func:`geometry_key` values (averaged over the same seeds)."""
     rec = {}
-    for est in p["estimators"]:
+    for est in p.estimators:
         pib = est.startswith("pib")
         sampling = range(pib_seeds) if est == "pib" else [0]
         draws = [iiw.iiw_references(model, refs, examples["pib" if pib else "fisher"], est,
-                                    seed=1000 * p["seed"] + k, batch_size=p["batch_size"], geometry=pib)
+                                    seed=1000 * p.seed + k, batch_size=p.batch_size, geometry=pib)
                  for k in sampling]
         for ref in refs:
             for name in draws[0][ref]:
@@ -185,10 +185,59 @@ def measure_iiw(model: nn.Module, refs: dict, examples: dict, p: dict, pib_seeds
 
 
 #: the run parameters only the fine-tuning after epoch 0 uses; a run's start depends on the others
-TRAINING_ONLY = ("lr", "method", "epochs", "keep_weights")
+@dataclass(frozen=True)
+class StartParams:
+    """The parameters of a fine-tuning run's start (:func:`start_run`, its cache key): the encoder (``model``,
+    ``pretrained``, ``norm_matched``: :func:`build_model`), the ``task`` and its sizes (``n_train`` split 9:1 into
+    train and dev, ``n_test``, ``n_iiw`` examples for the Fisher estimators, ``max_len`` tokens), ``batch_size``,
+    the IIW ``estimators`` (:data:`studylib.metrics.iiw.ESTIMATORS`) against the ``references``
+    (:data:`REFERENCES`), the ``pib_seeds`` the ``"pib"`` estimator averages over, ``seed`` and ``device``."""
+    model: str
+    pretrained: bool
+    task: str
+    n_train: int | None = 1000
+    n_test: int = 300
+    n_iiw: int = 64
+    max_len: int = 48
+    batch_size: int = 32
+    estimators: list[str] = field(default_factory=lambda: ["pib", "fisher"])
+    references: list[str] = field(default_factory=lambda: list(REFERENCES))
+    pib_seeds: int = 3
+    norm_matched: bool = False
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        unknown = set(self.references) - set(REFERENCES)
+        if unknown:
+            raise ValueError(f"references must be among {REFERENCES}, got {sorted(unknown)}")
 
 
-def _record(model: nn.Module, prep: Prepared, refs: dict, examples: dict, p: dict, epoch: int, train_loss,
+@dataclass(frozen=True)
+class FinetuneParams(StartParams):
+    """The parameters of a fine-tuning run (:func:`finetune_run`, its cache key): its start's
+    (:class:`StartParams`) and how it fine-tunes: ``epochs`` at peak learning rate ``lr``, ``method`` ``"ft"`` or
+    ``"lpft"``, and whether the final weights are kept (``keep_weights``)."""
+    epochs: int = 3
+    lr: float = 1e-4
+    method: str = "ft"
+    keep_weights: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method not in ("ft", "lpft"):
+            raise ValueError(f"method={self.method!r}; method accepts 'ft' or 'lpft'")
+
+    def start(self) -> StartParams:
+        """The parameters of this run's start: all but :data:`TRAINING_ONLY`."""
+        return StartParams(**{f.name: getattr(self, f.name) for f in fields(StartParams)})
+
+
+#: the parameters of a fine-tuning run that its start does not depend on
+TRAINING_ONLY = tuple(f.name for f in fields(FinetuneParams) if f.name not in {g.name for g in fields(StartParams)})
+
+
+def _record(model: nn.Module, prep: Prepared, refs: dict, examples: dict, p: StartParams, epoch: int, train_loss,
             pib_seeds: int, dev) -> dict:
     """One per-epoch record: the epoch's training loss, dev and test accuracy, and :func:`measure_iiw`."""
     return {"epoch": epoch, "train_loss": train_loss,
@@ -197,37 +246,37 @@ def _record(model: nn.Module, prep: Prepared, refs: dict, examples: dict, p: dic
             **measure_iiw(model, refs, examples, p, pib_seeds)}
 
 
-def _setup(p: dict, dev) -> tuple[Prepared, nn.Module, dict]:
+def _setup(p: StartParams, dev) -> tuple[Prepared, nn.Module, dict]:
     """A run's data, its model at the start, and the examples the IIW estimators use (on ``dev``)."""
     prep = prepare(p)
-    model = build_model(p["model"], p["pretrained"], prep.ds.num_classes, p["seed"], p["norm_matched"]).to(dev)
+    model = build_model(p.model, p.pretrained, prep.ds.num_classes, p.seed, p.norm_matched).to(dev)
     examples = {"fisher": [core.to_device(b, dev) for b in prep.iiw_batches],
                 "pib": [core.to_device(b, dev) for b in prep.pib_batches]}
     return prep, model, examples
 
 
-def _references(p: dict, model: nn.Module, prior_weights: dict) -> dict[str, dict[str, torch.Tensor]]:
-    """The weights of every reference of ``p["references"]``: the model's own (``"init"``) or a prior's."""
+def _references(p: StartParams, model: nn.Module, prior_weights: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """The weights of every reference of ``p.references``: the model's own (``"init"``) or a prior's."""
     return {ref: {k: v.detach().clone() for k, v in model.named_parameters()} if ref == "init"
-            else prior_weights[ref] for ref in p["references"]}
+            else prior_weights[ref] for ref in p.references}
 
 
-def start_run(p: dict) -> RunResult:
+def start_run(p: StartParams) -> RunResult:
     """The start of a fine-tuning run: its PIB priors (weights ``<reference>/<tensor>``) and its epoch-0 record,
     before any training. ``p``: :func:`finetune_run`'s parameters without :data:`TRAINING_ONLY`. Cached apart
     (:func:`start_of`), so that runs that differ only in those (FT and LP-FT, the learning-rate experiment of
     the pre-trained vs random chapter) share their priors and epoch-0 record."""
-    dev = core.device(p["device"])
+    dev = core.device(p.device)
     prep, model, examples = _setup(p, dev)
     prior_weights = priors(p, prep, dev)
     refs = _references(p, model, prior_weights)
-    record = _record(model, prep, refs, examples, p, 0, None, p["pib_seeds"], dev)
+    record = _record(model, prep, refs, examples, p, 0, None, p.pib_seeds, dev)
     return RunResult([record], {}, {f"{ref}/{k}": v.cpu() for ref, w in prior_weights.items() for k, v in w.items()})
 
 
-def start_of(p: dict, dev) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+def start_of(p: FinetuneParams, dev) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
     """The cached :func:`start_run` of a fine-tuning run ``p``: its epoch-0 record and its priors, by reference."""
-    start = cached_run("finetune_start", {k: v for k, v in p.items() if k not in TRAINING_ONLY}, start_run)
+    start = cached_run("finetune_start", p.start(), start_run)
     weights = start.weights(dev)
     by_ref: dict[str, dict[str, torch.Tensor]] = {}
     for name, v in weights.items():
@@ -236,7 +285,7 @@ def start_of(p: dict, dev) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
     return start.records[0], by_ref
 
 
-def finetune_run(p: dict) -> RunResult:
+def finetune_run(p: FinetuneParams) -> RunResult:
     """A cacheable fine-tuning run with IIW and accuracies at epoch 0 and after each epoch.
 
     ``p`` keys: model, pretrained, task, n_train, n_test, n_iiw, max_len, epochs, lr, batch_size, method
@@ -248,46 +297,45 @@ def finetune_run(p: dict) -> RunResult:
     in between (the per-epoch curves, whose spread comes from the training seeds). The priors and the epoch-0
     record come from the run's cached start (:func:`start_of`).
     """
-    dev = core.device(p["device"])
+    dev = core.device(p.device)
     record0, prior_weights = start_of(p, dev)
     prep, model, examples = _setup(p, dev)
     ds, enc_all, train_idx = prep.ds, prep.enc_train, prep.train_idx
     refs = _references(p, model, prior_weights)
-    steps_per_epoch = int(np.ceil(len(train_idx) / p["batch_size"]))
-    total_steps = steps_per_epoch * p["epochs"]
+    steps_per_epoch = int(np.ceil(len(train_idx) / p.batch_size))
+    total_steps = steps_per_epoch * p.epochs
     warmup = max(1, int(0.1 * total_steps))
-    opt = torch.optim.Adam(model.parameters(), lr=p["lr"], fused=True)
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     head = {n for n, _ in model.named_parameters() if iiw.bert_groups(n) == "classifier"}
-    gen = torch.Generator().manual_seed(p["seed"])
+    gen = torch.Generator().manual_seed(p.seed)
 
     records = [record0]
-    torch.manual_seed(p["seed"])  # dropout's draws do not depend on which priors were trained
-    for epoch in progress(range(1, p["epochs"] + 1), total=p["epochs"], desc=f"fine-tuning {p['model']} on {p['task']}"):
-        head_only = p["method"] == "lpft" and epoch == 1
+    torch.manual_seed(p.seed)  # dropout's draws do not depend on which priors were trained
+
+    def epoch_batches(epoch):
+        order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+        return batches(select(enc_all, order), ds.y_train[order], p.batch_size)
+
+    def head_only_first(epoch):  # LP-FT: the first epoch trains the head alone
+        head_only = p.method == "lpft" and epoch == 1
         for n, q in model.named_parameters():
             q.requires_grad_(not head_only or n in head)
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-        losses = []
-        for b in batches(select(enc_all, order), ds.y_train[order], p["batch_size"]):
-            b = core.to_device(b, dev)
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(core.logits(model, b), b["labels"])
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item() * len(b["labels"]))
+
+    def record(epoch, steps, mean_loss):
         for q in model.parameters():
             q.requires_grad_(True)
-        endpoint = epoch == p["epochs"]  # the comparisons' epoch gets every sampling seed
-        records.append(_record(model, prep, refs, examples, p, epoch, sum(losses) / len(train_idx),
-                               p["pib_seeds"] if endpoint else 1, dev))
+        endpoint = epoch == p.epochs  # the comparisons' epoch gets every sampling seed
+        records.append(_record(model, prep, refs, examples, p, epoch, mean_loss, p.pib_seeds if endpoint else 1, dev))
+
+    training.fit(model, opt, p.epochs, epoch_batches, lambda m, b: _batch_loss(m, b, dev), scheduler=sched,
+                 before_round=head_only_first, after_round=record, track_loss=True,
+                 desc=f"fine-tuning {p.model} on {p.task}")
     best = max(records[1:], key=lambda r: r["dev_acc"])
     metrics = {"final_test_acc": records[-1]["test_acc"], "best_dev_epoch": best["epoch"],
                "best_dev_test_acc": best["test_acc"], "final_train_loss": records[-1]["train_loss"],
                **{k.replace("iiw_", "final_iiw_", 1): v for k, v in records[-1].items()
                   if k.startswith("iiw_") and k.endswith("_total")}}
-    weights = {k: v.cpu() for k, v in model.state_dict().items()} if p.get("keep_weights") else None
+    weights = {k: v.cpu() for k, v in model.state_dict().items()} if p.keep_weights else None
     return RunResult(records, metrics, weights)

@@ -8,6 +8,7 @@ measures information with :mod:`studylib.metrics.mdl`. The grids, the paper's ta
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -67,12 +68,78 @@ def factory(arch: str, in_shape, num_classes: int, width: int):
     raise ValueError(f"arch must be 'mlp' or 'resnet', got {arch!r}")
 
 
-def train_spec(p: dict) -> mdl.TrainSpec:
+@dataclass(frozen=True, kw_only=True)
+class CodeParams:
+    """What every run of the model-information chapter shares (part of its cache key): ``n_train`` examples,
+    ``seed``, ``device`` and the training budget of every model it trains (:func:`train_spec`)."""
+    n_train: int
+    seed: int = 0
+    device: str = "auto"
+    min_steps: int = 500
+    max_steps: int = 1000
+    eval_every: int = 50
+    patience: int = 5
+
+    def __post_init__(self):
+        train_spec(self)  # an inconsistent budget fails when the parameters are made, naming the parameter
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoParams(CodeParams):
+    """:func:`info_run`'s parameters: a ``task`` (``classes`` of it; ``noise`` of a kind at ``level``), ``k`` coding
+    and ``n_test`` test examples, the model (``arch``, ``width``)."""
+    task: str
+    k: int
+    n_test: int
+    arch: str = "mlp"
+    width: int = 256
+    classes: int | None = None
+    noise: str | None = None
+    level: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainParams(CodeParams):
+    """:func:`domain_run`'s parameters: the digit ``domains``, ``k`` coding examples each, the model (``arch``,
+    ``width``) and the ``n_features`` images per domain of the feature distances."""
+    domains: list[str]
+    k: int
+    n_features: int
+    arch: str = "mlp"
+    width: int = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationParams(CodeParams):
+    """:func:`ablation_run`'s parameters: the ``task``, ``k`` coding and ``n_test`` test examples, the ResNet's
+    first-stage ``width``."""
+    task: str
+    k: int
+    n_test: int
+    width: int = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillationParams(CodeParams):
+    """:func:`distillation_run`'s parameters: the ``task``, ``n_test`` test examples, the student's and teachers'
+    widths, the distillation weights (``alpha`` for the teacher sweep, ``alphas`` for the alpha sweep), the
+    ``temperature`` and ``t_squared`` of eq. (17), and the privileged teacher's ``pool`` of further examples."""
+    task: str
+    n_test: int
+    student_width: int
+    teacher_widths: list[int]
+    alpha: float
+    alphas: list[float]
+    temperature: float = 4.0
+    t_squared: bool = False
+    pool: int = 8000
+
+
+def train_spec(p: CodeParams) -> mdl.TrainSpec:
     """The training budget of every model of a run, from its parameters (min_steps, max_steps, eval_every,
-    patience); inconsistent values fail here, naming the parameter. The model-information chapter calls it before
-    any run."""
-    return mdl.TrainSpec(min_steps=p["min_steps"], max_steps=p["max_steps"], eval_every=p["eval_every"],
-                         patience=p["patience"])
+    patience); inconsistent values fail here, naming the parameter."""
+    return mdl.TrainSpec(min_steps=p.min_steps, max_steps=p.max_steps, eval_every=p.eval_every,
+                         patience=p.patience)
 
 
 def _evaluate(model, split, device) -> dict:
@@ -80,15 +147,15 @@ def _evaluate(model, split, device) -> dict:
     return training.evaluate(model, core.array_batches(*split, 2048), device)
 
 
-def info_run(p: dict) -> RunResult:
+def info_run(p: InfoParams) -> RunResult:
     """Model information, test accuracy and confidence of one (task, noise, classes, architecture) cell."""
-    (train, code, test), K = task_split(p["task"], p["n_train"], p["k"], p["n_test"], p["seed"], p.get("classes"),
-                                        p.get("noise"), p.get("level", 0.0))
-    make = factory(p["arch"], train[0].shape[1:], K, p["width"])
-    info = mdl.model_information(make, *train, *code, K, spec=train_spec(p), seed=p["seed"], device=p["device"])
+    (train, code, test), K = task_split(p.task, p.n_train, p.k, p.n_test, p.seed, p.classes,
+                                        p.noise, p.level)
+    make = factory(p.arch, train[0].shape[1:], K, p.width)
+    info = mdl.model_information(make, *train, *code, K, spec=train_spec(p), seed=p.seed, device=p.device)
     model = make()
     model.load_state_dict(info.pop("final_state"))
-    ev = _evaluate(model, test, p["device"])
+    ev = _evaluate(model, test, p.device)
     return RunResult([], {**info, "acc": ev["acc"], "confidence": ev["confidence"], "num_classes": K,
                           "n_params": nets.num_parameters(model)})
 
@@ -102,27 +169,27 @@ def _features(x: np.ndarray, device, size: int = 112) -> np.ndarray:
                           for b in rgb.split(64)]).numpy()
 
 
-def domain_run(p: dict) -> RunResult:
+def domain_run(p: DomainParams) -> RunResult:
     """Seed 003 §4 on digit domains: ``L(M_A, B) = L_init(B) - L_{M_A}(B)`` on B's coding set for every pair, and the
     first- and second-order distances of ImageNet features (``d1``, ``d2``, eqs. 13-14) of the first
     ``n_features`` training and coding images of each domain."""
-    dev, spec = core.device(p["device"]), train_spec(p)
-    if p["n_features"] > p["n_train"] + p["k"]:
-        raise ValueError(f"n_features={p['n_features']} exceeds the {p['n_train'] + p['k']} training and coding "
+    dev, spec = core.device(p.device), train_spec(p)
+    if p.n_features > p.n_train + p.k:
+        raise ValueError(f"n_features={p.n_features} exceeds the {p.n_train + p.k} training and coding "
                          "images of a domain; n_features accepts at most n_train + k")
-    splits = {d: task_split(d, p["n_train"], p["k"], 10, p["seed"])[0] for d in p["domains"]}
-    make = factory(p["arch"], (1, 28, 28), 10, p["width"])
-    init = {k: v.clone() for k, v in mdl.fresh(make, None, p["seed"]).state_dict().items()}
-    trained = {d: mdl.fit(mdl.fresh(make, init, p["seed"]), *splits[d][0], spec, p["seed"], dev).state_dict()
-               for d in p["domains"]}
+    splits = {d: task_split(d, p.n_train, p.k, 10, p.seed)[0] for d in p.domains}
+    make = factory(p.arch, (1, 28, 28), 10, p.width)
+    init = {k: v.clone() for k, v in mdl.fresh(make, None, p.seed).state_dict().items()}
+    trained = {d: mdl.fit(mdl.fresh(make, init, p.seed), *splits[d][0], spec, p.seed, dev).state_dict()
+               for d in p.domains}
     code = lambda state, d: mdl.prequential_codelength(make, *splits[d][1], 10, init_state=state, first_block="model",
-                                                       spec=spec, seed=p["seed"], device=dev, desc=f"code {d}").total_bits
-    from_init = {d: code(init, d) for d in p["domains"]}
-    feats = {d: _features(np.concatenate([splits[d][0][0], splits[d][1][0]])[:p["n_features"]], dev)
-             for d in p["domains"]}
+                                                       spec=spec, seed=p.seed, device=dev, desc=f"code {d}").total_bits
+    from_init = {d: code(init, d) for d in p.domains}
+    feats = {d: _features(np.concatenate([splits[d][0][0], splits[d][1][0]])[:p.n_features], dev)
+             for d in p.domains}
     records = []
-    for a in p["domains"]:
-        for b in p["domains"]:
+    for a in p.domains:
+        for b in p.domains:
             fa, fb = feats[a], feats[b]
             records.append({"source": a, "target": b, "L": from_init[b] - code(trained[a], b),
                             "d1": float(np.linalg.norm(fa.mean(0) - fb.mean(0))),
@@ -144,39 +211,39 @@ def resnet_components(model: torch.nn.Module) -> dict[str, dict[str, list[str]]]
     return {"block": by_block, "kind": {k: v for k, v in by_kind.items() if v}}
 
 
-def ablation_run(p: dict) -> RunResult:
+def ablation_run(p: AblationParams) -> RunResult:
     """Seed 003 §6: information ablation (:func:`studylib.metrics.mdl.information_ablation`) of a small ResNet trained
     on the task, by block and by kind of layer, and of all its parameters at once (batch-norm running statistics stay
     trained, in the "all" row too)."""
-    dev, spec = core.device(p["device"]), train_spec(p)
-    (train, code, test), K = task_split(p["task"], p["n_train"], p["k"], p["n_test"], p["seed"])
-    make = factory("resnet", train[0].shape[1:], K, p["width"])
-    init = {k: v.clone() for k, v in mdl.fresh(make, None, p["seed"]).state_dict().items()}
-    model = mdl.fit(mdl.fresh(make, init, p["seed"]), *train, spec, p["seed"], dev)
+    dev, spec = core.device(p.device), train_spec(p)
+    (train, code, test), K = task_split(p.task, p.n_train, p.k, p.n_test, p.seed)
+    make = factory("resnet", train[0].shape[1:], K, p.width)
+    init = {k: v.clone() for k, v in mdl.fresh(make, None, p.seed).state_dict().items()}
+    model = mdl.fit(mdl.fresh(make, init, p.seed), *train, spec, p.seed, dev)
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     components = [(grouping, comp, names) for grouping, comps in resnet_components(model).items()
                   for comp, names in comps.items()]
     components.append(("all", "all", [n for n, _ in model.named_parameters()]))
     ablation = mdl.information_ablation(make, *code, K, init, final, {comp: names for _, comp, names in components},
-                                        spec, p["seed"], dev)
+                                        spec, p.seed, dev)
     records = [{"grouping": grouping, "component": comp, "n_params": sum(final[n].numel() for n in names),
                 "I": ablation["I"][comp]} for grouping, comp, names in components]
     return RunResult(records, {"acc": _evaluate(model, test, dev)["acc"], "codelength_final": ablation["codelength_final"]})
 
 
-def distillation_run(p: dict) -> RunResult:
+def distillation_run(p: DistillationParams) -> RunResult:
     """Seed 003 §7: synced distillation. ``I = L(student alone) - L(student taught)`` on the same examples, for each
     (teacher width, alpha), and, as the positive control, for a "privileged" teacher of the widest width that is also
     trained on ``pool`` further labelled examples (disjoint from the coded ones) at every alpha; the test accuracies
     of each teacher and of a conventionally distilled student."""
-    dev, spec = core.device(p["device"]), train_spec(p)
-    (train, pool, test), K = task_split(p["task"], p["n_train"], p["pool"], p["n_test"], p["seed"])
-    student = factory("mlp", train[0].shape[1:], K, p["student_width"])
-    alone = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p["seed"], device=dev, desc="student alone")
-    acc_alone = _evaluate(mdl.fit(mdl.fresh(student, None, p["seed"]), *train, spec, p["seed"], dev), test, dev)["acc"]
-    widest = p["teacher_widths"][-1]
-    settings = ([("teacher", w, p["alpha"]) for w in p["teacher_widths"]] + [("alpha", widest, a) for a in p["alphas"]]
-                + [("privileged", widest, a) for a in p["alphas"]])
+    dev, spec = core.device(p.device), train_spec(p)
+    (train, pool, test), K = task_split(p.task, p.n_train, p.pool, p.n_test, p.seed)
+    student = factory("mlp", train[0].shape[1:], K, p.student_width)
+    alone = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p.seed, device=dev, desc="student alone")
+    acc_alone = _evaluate(mdl.fit(mdl.fresh(student, None, p.seed), *train, spec, p.seed, dev), test, dev)["acc"]
+    widest = p.teacher_widths[-1]
+    settings = ([("teacher", w, p.alpha) for w in p.teacher_widths] + [("alpha", widest, a) for a in p.alphas]
+                + [("privileged", widest, a) for a in p.alphas])
     teachers, done = {}, {}
     records = [{"sweep": "teacher", "teacher_width": None, "alpha": 0.0, "teacher_acc": np.nan, "student_acc": acc_alone,
                 "I": 0.0}]
@@ -192,26 +259,26 @@ def distillation_run(p: dict) -> RunResult:
     return RunResult(records, {"codelength_alone": alone.total_bits})
 
 
-def _teacher(p, train, pool, test, K, width) -> dict:
+def _teacher(p: DistillationParams, train, pool, test, K, width) -> dict:
     """A teacher of ``width``: its synced logits for the code of ``train`` (trained on the examples sent so far and
     ``pool``), its logits on ``train`` when trained on all of it (and ``pool``), and its test accuracy."""
-    dev, spec = core.device(p["device"]), train_spec(p)
+    dev, spec = core.device(p.device), train_spec(p)
     make = factory("mlp", train[0].shape[1:], K, width)
-    synced = mdl.synced_teacher_logits(make, *train, spec=spec, seed=p["seed"], device=dev, pool=pool)
+    synced = mdl.synced_teacher_logits(make, *train, spec=spec, seed=p.seed, device=dev, pool=pool)
     x, y = train if pool is None else (np.concatenate([train[0], pool[0]]), np.concatenate([train[1], pool[1]]))
-    full = mdl.fit(mdl.fresh(make, None, p["seed"] + 1), x, y, spec, p["seed"] + 1, dev)
+    full = mdl.fit(mdl.fresh(make, None, p.seed + 1), x, y, spec, p.seed + 1, dev)
     return {"synced": synced, "logits": mdl.predict(full, train[0], dev), "acc": _evaluate(full, test, dev)["acc"]}
 
 
-def _distilled(p, train, test, K, student, teacher, alpha, bits_alone, acc_alone) -> dict:
+def _distilled(p: DistillationParams, train, test, K, student, teacher, alpha, bits_alone, acc_alone) -> dict:
     """One synced-distillation code of the training examples with ``teacher``'s logits, and a conventionally distilled
     student; at alpha = 0 the loss ignores the teacher, so both are the student alone (checked in tests/test_mdl.py)."""
     if alpha == 0:
         return {"student_acc": acc_alone, "I": 0.0}
-    dev, spec = core.device(p["device"]), train_spec(p)
-    rule = dict(alpha=alpha, temperature=p["temperature"], t_squared=p["t_squared"])
-    taught = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p["seed"], device=dev,
+    dev, spec = core.device(p.device), train_spec(p)
+    rule = dict(alpha=alpha, temperature=p.temperature, t_squared=p.t_squared)
+    taught = mdl.prequential_codelength(student, *train, K, spec=spec, seed=p.seed, device=dev,
                                         distill=mdl.Distillation(teacher["synced"], **rule), desc=f"alpha {alpha}")
-    s = mdl.fit(mdl.fresh(student, None, p["seed"]), *train, spec, p["seed"], dev, soft_targets=teacher["logits"],
+    s = mdl.fit(mdl.fresh(student, None, p.seed), *train, spec, p.seed, dev, soft_targets=teacher["logits"],
                 distill=mdl.Distillation([teacher["logits"]], **rule))
     return {"student_acc": _evaluate(s, test, dev)["acc"], "I": bits_alone - taught.total_bits}

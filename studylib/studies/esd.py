@@ -15,7 +15,7 @@ from .. import claims, nets, stats
 from ..metrics import esd
 from ..platform import cache
 from ..platform.executor import run_grid
-from ..runs.mlp import mlp_run
+from ..runs.mlp import MlpParams, mlp_run
 
 #: EfficientNet-Lite ImageNet top-1 accuracies (%) as published by their authors (Liu 2020, the
 #: TensorFlow EfficientNet-Lite release), not measured here: ImageNet is not available offline.
@@ -120,9 +120,10 @@ def paper_table_long() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def series_params(width: int, epochs: int, n_train: int | None, seed: int, device: str, depth: int = 2) -> dict:
-    return {"dataset": "fashion_mnist", "widths": [width] * depth, "epochs": epochs, "lr": 1e-3,
-            "batch_size": 128, "seed": seed, "n_train": n_train, "n_test": None, "device": device}
+def series_params(width: int, epochs: int, n_train: int | None, seed: int, device: str, depth: int = 2) -> MlpParams:
+    """The run parameters of one member of the width series: ``depth`` hidden layers of ``width`` on Fashion-MNIST."""
+    return MlpParams(dataset="fashion_mnist", widths=[width] * depth, epochs=epochs, lr=1e-3, batch_size=128,
+                     seed=seed, n_train=n_train, n_test=None, device=device)
 
 
 def _series_run(width: int, epochs: int, n_train: int | None, seed: int, device: str, depth: int = 2) -> cache.Run:

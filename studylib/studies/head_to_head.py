@@ -7,7 +7,6 @@ the runs' cache key, so a change to a score or a verdict rule does not retrain t
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from .. import claims, judging, stats
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
-from ..runs.zoo import AXES, zoo_run
+from ..runs.zoo import AXES, ZooParams, zoo_run
 from . import esd as esd_study, iiw as iiw_study, model_information as mi_study, utilization as util_study
 
 JIANG = "Jiang et al. (2020)"
@@ -65,7 +64,7 @@ def zoo_tasks(axes: dict[str, list], seeds: list[int], settings: dict) -> list[d
 
 def zoo_model(**p) -> dict:
     """A grid task for :func:`studylib.platform.executor.run_grid`: one cached zoo model's parameters and metrics."""
-    run = cached_run("zoo", p, zoo_run)
+    run = cached_run("zoo", ZooParams(**p), zoo_run)
     return {**p, **run.metrics, "from_cache": run.from_cache}
 
 

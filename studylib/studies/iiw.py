@@ -147,7 +147,7 @@ def _cached_finetune(p: dict):
     """The cached fine-tuning run of ``p``; pre-trained FT runs keep their weights, for the Taylor-error
     chapter (so all three IIW chapters share the same cache entries)."""
     p = {**p, "keep_weights": bool(p["pretrained"] and p["method"] == "ft")}
-    return p, cached_run("finetune", p, finetune.finetune_run)
+    return p, cached_run("finetune", finetune.FinetuneParams(**p), finetune.finetune_run)
 
 
 def run_task(**p) -> dict:
@@ -664,7 +664,7 @@ def taylor_task(ts, **p) -> dict:
     along the path from theta_Z back to theta0 against the quadratic forms (:func:`studylib.metrics.taylor.kl_path`,
     on the run's IIW examples), and the distribution of ``|theta_Z - theta_0|`` over every parameter."""
     p, run = _cached_finetune({**p, **INITS["pre-trained"], "method": "ft"})
-    prep = finetune.prepare(p)
+    prep = finetune.prepare(finetune.FinetuneParams(**p))
     dev = core.device(p["device"])
     model = finetune.build_model(p["model"], True, prep.ds.num_classes, p["seed"])
     theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}

@@ -12,7 +12,8 @@ import pandas as pd
 from .. import claims
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
-from ..runs.mdl import NUM_CLASSES, ablation_run, distillation_run, domain_run, info_run, task_split, train_spec
+from ..runs.mdl import (NUM_CLASSES, AblationParams, DistillationParams, DomainParams, InfoParams, ablation_run,
+                        distillation_run, domain_run, info_run, task_split)
 
 
 def seeds(settings: dict, repeats: int) -> list[int]:
@@ -59,12 +60,13 @@ def run_all(info_cells: dict[str, list[dict]], studies: dict[str, dict], setting
 
 def _task(group: str, study: str, p: dict) -> dict:
     if study != "info":
-        run = cached_run(study, p, STUDIES[study][0])
+        run_fn, params = STUDIES[study][0], STUDY_PARAMS[study]
+        run = cached_run(study, params(**p), run_fn)
         return {"group": group, "records": pd.DataFrame(run.records).assign(seed=p["seed"]), "from_cache": run.from_cache}
     # Noise at level 0 and all ten classes are the clean, full task's run: one cache entry.
     key = {k: v for k, v in p.items() if not (k in ("noise", "level") and not p.get("level"))
            and not (k == "classes" and v == NUM_CLASSES)}
-    run = cached_run("mdl_info", key, info_run)
+    run = cached_run("mdl_info", InfoParams(**key), info_run)
     return {"group": group, "row": {**p, **run.metrics}, "from_cache": run.from_cache}
 
 
@@ -84,6 +86,8 @@ def similarities(pairs: pd.DataFrame) -> pd.DataFrame:
 STUDIES = {"mdl_domains": (domain_run, ["source", "target"], "L"),
            "mdl_ablation": (ablation_run, ["grouping", "component"], "I"),
            "mdl_distillation": (distillation_run, ["sweep", "teacher_width", "alpha"], "I")}
+#: each study's run parameters
+STUDY_PARAMS = {"mdl_domains": DomainParams, "mdl_ablation": AblationParams, "mdl_distillation": DistillationParams}
 
 
 def averaged(name: str, records: pd.DataFrame) -> pd.DataFrame:

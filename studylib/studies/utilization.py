@@ -11,7 +11,7 @@ import pandas as pd
 from .. import claims, stats
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
-from ..runs.utilization import utilization_run
+from ..runs.utilization import UtilizationParams, utilization_run
 
 #: a run is dead when its final training accuracy (on the labels it was trained on) is within this margin of the
 #: majority-class rate of those labels: it learnt nothing, so its layers' distances measure no fit
@@ -34,7 +34,7 @@ FIG5_TARGETS = {"test_loss": "test loss", "resilience": TARGETS["resilience"], "
 def grid_task(**p) -> dict:
     """A grid task for :func:`studylib.platform.executor.run_grid`: the cached run's metrics, its checkpoint
     records and its parameters."""
-    run = cached_run("utilization", p, utilization_run)
+    run = cached_run("utilization", UtilizationParams(**p), utilization_run)
     return {**p, **run.metrics, "records": run.records, "from_cache": run.from_cache}
 
 
