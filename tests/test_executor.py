@@ -65,3 +65,17 @@ def test_an_interrupt_ends_the_grids_workers_as_interrupt_kernel_does(tmp_path):
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     time.sleep(0.5)
     assert gridtasks.processes_marked(mark) == [] and len(log.read_text().split()) == 2  # no worker left, no queued task started
+
+
+def test_a_failing_task_on_dask_cancels_the_other_futures(tmp_path):
+    from distributed import Client, LocalCluster
+    log = tmp_path / "started"
+    tasks = [{"i": 0, "log": str(log), "fail": True}] + [{"i": i, "log": str(log)} for i in range(1, 6)]
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(TaskFailed, match=r"the task \(i=0, .*fail=True\) failed: ValueError: task 0 cannot run"):
+            run_grid(gridtasks.sleepy, tasks, scheduler=client)
+        time.sleep(1)
+        # the failing task, the one beside it, and at most one its thread took before the cancel arrived: the rest of
+        # the queue was cancelled and never started
+        assert len(log.read_text().split()) <= 3

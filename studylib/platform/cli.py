@@ -85,6 +85,8 @@ def _params(args) -> None:
     for name, spec in nb.params.items():
         values = "  ".join(f"{p}={nb.profiles[p][name]!r}" for p in PROFILES)
         print(f"{name:<14} {spec.accepts():<40} {values}\n{'':<14} {spec.help}")
+    for rule in nb.rules:
+        print(f"rule: {rule.asks}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -311,6 +311,8 @@ def write_parameters_page(root: Path | None = None) -> Path:
             values = " | ".join(f"`{nb.profiles[p][pname]!r}`" for p in PROFILES)
             lines.append(f"| `{pname}` | {spec.accepts()} | {values} | {spec.help} |")
         lines.append("")
+        if nb.rules:
+            lines += ["Checked together: " + "; ".join(rule.asks for rule in nb.rules) + ".", ""]
     out = Path(root or config.repo_root()) / "book" / "_generated" / "parameters.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
