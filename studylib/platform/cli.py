@@ -30,7 +30,7 @@ def _overrides(pairs: list[list[str]] | None) -> dict:
 
 def _run(args) -> None:
     nb = notebooks_run.run_notebook(args.notebook, args.profile, _overrides(args.p), out_dir=args.out,
-                                    force=args.force)
+                                    force=args.force, progress_bar=True)
     print(f"executed: {nb}")
 
 
@@ -38,7 +38,7 @@ def _run_all(args) -> None:
     names = notebooks_run.notebook_names()
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        notebooks_run.run_notebook(name, args.profile, force=args.force)
+        notebooks_run.run_notebook(name, args.profile, force=args.force, progress_bar=True)
 
 
 def _cache(args) -> None:

@@ -46,8 +46,9 @@ def run_notebook(name: str, profile: str = "standard", overrides: dict | None = 
     The notebook executes into a temporary file that replaces ``out_dir/<name>.ipynb`` only when every cell ran: a
     failed or stopped run leaves the old chapter as it was, and its error names the partial output. The executed
     notebook records its profile and the parameters that differ from it (``metadata.studylib``, read by
-    :func:`provenance`). Progress of the kernel's grids is shown on this process's terminal (``progress_bar``:
-    default when stderr is a terminal or ``STUDYLIB_PROGRESS=lines``), never on the page. Ctrl-C or SIGTERM ends the
+    :func:`provenance`). Progress of the kernel's grids is shown on this process's stderr (``progress_bar``; the
+    command line always shows it: a bar on a terminal, plain lines elsewhere; by default only when stderr is a
+    terminal or ``STUDYLIB_PROGRESS=lines``), never on the page. Ctrl-C or SIGTERM ends the
     kernel and every process it started within seconds and raises :class:`Stopped`.
     """
     import papermill
