@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -181,12 +180,14 @@ def run_key(name: str, params: dict, deps) -> str:
 
 def _environment() -> dict:
     """Where a run was computed: versions of the numerical libraries, threads, host."""
-    import numpy
+    import importlib.metadata
     import torch
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
-    for module in ("scipy", "transformers"):
-        if module in sys.modules or importlib.util.find_spec(module) is not None:
-            versions[module] = getattr(__import__(module), "__version__", "?")
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for package in ("numpy", "scipy", "transformers"):  # read from the installed metadata, never imported here
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
     return {"versions": versions, "threads": torch.get_num_threads(), "host": platform.node(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 

@@ -121,15 +121,17 @@ def _stopping_on_signals(name: str):
     and never sees the terminal's Ctrl-C, and the grid workers it started), then interrupt the execution."""
     import signal
     import threading
+    import psutil
     stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
+    already = {p.pid for p in psutil.Process().children(recursive=True)}  # the caller's own, left alone
 
     def handler(signum, frame):
         if stop.signal is None:
             stop.signal = signal.Signals(signum).name
-            stop.ended = end_children()
+            stop.ended = end_children(spare=already)
         raise Stopped(stop.signal)
 
     before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -140,11 +142,11 @@ def _stopping_on_signals(name: str):
             signal.signal(s, h)
 
 
-def end_children(grace: float = 3.0) -> int:
-    """Terminate every descendant process of this one (SIGTERM, then SIGKILL after ``grace`` seconds); returns how
-    many there were."""
+def end_children(grace: float = 3.0, spare: set[int] = frozenset()) -> int:
+    """Terminate every descendant process of this one but those in ``spare`` (SIGTERM, then SIGKILL after ``grace``
+    seconds); returns how many there were."""
     import psutil
-    children = psutil.Process().children(recursive=True)
+    children = [p for p in psutil.Process().children(recursive=True) if p.pid not in spare]
     for child in children:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.terminate()
