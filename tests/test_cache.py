@@ -67,8 +67,7 @@ def test_key_follows_every_module_a_run_imports(tmp_path, monkeypatch, runs_root
     pkg = _package_with_a_helper(tmp_path, "runpkg")
     monkeypatch.syspath_prepend(str(tmp_path))
     fn = importlib.import_module("runpkg.run").fn
-    assert cache.code_modules(fn) == ["runpkg.helper", "runpkg.run", "studylib.platform.cache",
-                                      "studylib.platform.config", "studylib.platform.progress"]
+    assert cache.code_modules(fn) == ["runpkg.helper", "runpkg.run"]  # the plumbing (studylib.platform) is not a key
     first = cached_run("t", {"x": 2}, fn, root=runs_root)
     (pkg / "helper.py").write_text("SCALE = 10\n")  # the imported, unlisted helper changes ...
     second = cached_run("t", {"x": 2}, fn, root=runs_root)
@@ -238,3 +237,22 @@ def test_clean_refuses_an_unknown_name_naming_the_known_ones(runs_root):
     cached_run("t", {"x": 1}, _fn, root=runs_root)
     with pytest.raises(KeyError, match="names: t"):
         cache.clean("finetunes", root=runs_root)
+
+
+def test_one_forced_execution_computes_each_run_once(runs_root, monkeypatch):
+    CALLS.clear()
+    monkeypatch.setenv("STUDYLIB_FORCE", "1")
+    monkeypatch.setenv(cache.FORCE_SINCE, str(__import__("time").time()))
+    first = cached_run("t", {"x": 7}, _fn, root=runs_root)
+    again = cached_run("t", {"x": 7}, _fn, root=runs_root)  # a later chapter of the same forced execution
+    assert not first.from_cache and again.from_cache and len(CALLS) == 1
+
+
+def test_listing_survives_entries_that_vanish_or_hold_odd_files(runs_root):
+    run = cached_run("t", {"x": 1}, _fn, root=runs_root)
+    (run.path / "link").symlink_to(runs_root / "nowhere")
+    meta = json.loads((run.path / "meta.json").read_text())
+    meta["files"]["records.json"] = [1, 2, 3]
+    (run.path / "meta.json").write_text(json.dumps(meta))
+    (row,) = cache.entries(runs_root)
+    assert row["status"] == "corrupt" and cache.clean(corrupt_only=True, root=runs_root) == 1

@@ -25,7 +25,7 @@ def test_ellipsis_means_the_profile_value_and_given_values_override():
     assert ns["DEMO_WIDTH"] == quick["DEMO_WIDTH"]  # written back into the notebook's globals
 
 
-@pytest.mark.parametrize("none", [None, "none"])
+@pytest.mark.parametrize("none", [None, "none", "None"])
 def test_none_null_and_the_string_none_mean_no_value_on_every_route(none, tmp_path):
     """papermill's ``-p CAP None`` injects None, the CLI's ``-p CAP null`` reads as None, ``none`` is a string: all
     three mean "no cap", never the profile's cap; a parameter that has no 'none' refuses them."""
@@ -34,7 +34,7 @@ def test_none_null_and_the_string_none_mean_no_value_on_every_route(none, tmp_pa
     with pytest.raises(ParameterError, match="SEED has no 'none' value; it accepts an int >= 0"):
         resolve_values(NB, "quick", {"SEED": none})
     from studylib.platform.cli import _overrides
-    assert _overrides([["CAP", "null"]]) == {"CAP": None} and _overrides([["CAP", "none"]]) == {"CAP": "none"}
+    assert _overrides([["CAP", "null"]]) == {"CAP": None} and _overrides([["CAP", "None"]]) == {"CAP": "None"}
 
 
 def test_the_source_notebooks_leave_every_parameter_to_the_profile():
@@ -77,6 +77,11 @@ def test_unknown_name_is_named_with_the_accepted_ones():
 def test_wrong_type_or_value_names_the_parameter(name, value, message):
     with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve_values(NB, "quick", {name: value})
+
+
+def test_the_profile_is_chosen_with_profile_not_overridden_as_a_parameter():
+    with pytest.raises(ParameterError, match="PROFILE='paper' is not a parameter to override: choose the profile with"):
+        resolve_values(NB, "quick", {"PROFILE": "paper"})
 
 
 def test_wrong_profile():

@@ -48,6 +48,9 @@ LOCKS = ".locks"
 #: torch intra-op threads of every cached run: fixed, so the same parameters give the same numbers in the
 #: notebook, in a local pool and on Dask (workers supply the parallelism)
 RUN_THREADS = 1
+#: with ``STUDYLIB_FORCE=1``: runs written after this time (seconds since the epoch) are read, not recomputed
+#: again, so that one forced execution computes each run once (set by ``run --force`` and ``run-all --force``)
+FORCE_SINCE = "STUDYLIB_FORCE_SINCE"
 
 
 class CorruptEntry(ValueError):
@@ -112,9 +115,15 @@ def _is_module(name: str) -> bool:
         return False
 
 
+#: modules that never change a run's numbers (the cache, configuration, progress): outside every key, so that
+#: mending the plumbing never retrains
+PLUMBING = f"{PACKAGE}.platform"
+
+
 def code_modules(fn: Callable | str) -> list[str]:
     """The module of ``fn`` (a function, or a module name) and every module of studylib or of ``fn``'s own
-    package that it reaches through imports, sorted: the code a run's result depends on."""
+    package that it reaches through imports, sorted: the code a run's result depends on. The plumbing
+    (:data:`PLUMBING`) is left out."""
     start = fn if isinstance(fn, str) else fn.__module__
     if start == "__main__":
         raise ValueError("a cached run's function must be defined in an importable module (not in __main__ or a "
@@ -125,7 +134,7 @@ def code_modules(fn: Callable | str) -> list[str]:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            todo.extend(_imports(module, roots) - seen)
+            todo.extend(m for m in _imports(module, roots) - seen if not m.startswith(PLUMBING))
     return sorted(seen)
 
 
@@ -209,7 +218,8 @@ def _meta(folder: Path) -> dict:
         meta = json.loads((folder / META).read_text())
     except (OSError, ValueError) as err:
         raise CorruptEntry(f"unreadable {META} ({err.__class__.__name__})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, list) and len(v) == 2 for v in files.values()):
         raise CorruptEntry(f"{META} lists no file checksums")
     return meta
 
@@ -257,7 +267,9 @@ def _holding(lock: FileLock, what: str) -> Iterator[None]:
 
 @contextmanager
 def run_threads() -> Iterator[None]:
-    """Train with :data:`RUN_THREADS` intra-op threads, restoring the caller's count afterwards."""
+    """Train with :data:`RUN_THREADS` intra-op threads, restoring the caller's count afterwards. torch's count is
+    one per process: run one cached run per process at a time (local workers do; Dask workers with
+    ``--nthreads 1``, several worker processes per machine)."""
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(RUN_THREADS)
@@ -280,7 +292,8 @@ def cached_run(name: str, params, fn: Callable[[Any], RunResult], force: bool = 
     ``force``: recompute and replace a stored run (also when ``STUDYLIB_FORCE=1``, set by ``--force``); a run
     that another process finished after this call started is read, not recomputed again.
     """
-    force = force or os.environ.get("STUDYLIB_FORCE", "0") == "1"
+    forced_by_env = os.environ.get("STUDYLIB_FORCE", "0") == "1"
+    force = force or forced_by_env
     typed = params
     params = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
     json.dumps(params)  # parameters must be plain JSON values: fail before any work if not
@@ -288,7 +301,7 @@ def cached_run(name: str, params, fn: Callable[[Any], RunResult], force: bool = 
     deps = code_modules(fn)
     key = run_key(name, params, deps)
     final = root / key
-    asked = time.time()
+    asked = float(os.environ.get(FORCE_SINCE) or time.time()) if forced_by_env else time.time()
     if not force and final.is_dir():
         try:
             return _read(final, name, key, from_cache=True)
@@ -353,21 +366,29 @@ def entries(root: Path | None = None) -> list[dict[str, Any]]:
     for folder in root.glob("*/*"):
         if folder.name.startswith(".") or folder.parent.name.startswith(".") or not folder.is_dir():
             continue
-        row = {"name": folder.parent.name, "key": folder.name, "path": str(folder), "params": {}, "problem": "",
-               "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.stat().st_mtime)),
-               "seconds": float("nan"), "mb": round(sum(f.stat().st_size for f in folder.iterdir()) / 2**20, 2)}
         try:
-            meta = check_entry(folder, checksums=False)
-            row.update(created=meta["created"], seconds=meta["seconds"], params=meta["params"])
-            try:
-                stale = run_key(meta["name"], meta["params"], meta["deps"]) != meta["key"]
-            except (ModuleNotFoundError, SyntaxError):
-                stale = True
-            row["status"] = "stale" if stale else "ok"
-        except (CorruptEntry, KeyError, TypeError) as err:
-            row.update(status="corrupt", problem=str(err))
+            row = {"name": folder.parent.name, "key": folder.name, "path": str(folder), "params": {}, "problem": "",
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(folder.lstat().st_mtime)),
+                   "seconds": float("nan"), "mb": round(sum(f.lstat().st_size for f in folder.iterdir()) / 2**20, 2)}
+        except OSError:
+            continue  # removed or replaced by another process meanwhile
+        row.update(_status(folder))
         rows.append(row)
     return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def _status(folder: Path) -> dict:
+    """``status`` (ok, stale, corrupt) of a stored run, with its ``problem`` and, when readable, its metadata."""
+    try:
+        meta = check_entry(folder, checksums=False)
+        out = {"created": meta["created"], "seconds": meta["seconds"], "params": meta["params"]}
+        try:
+            stale = run_key(meta["name"], meta["params"], meta["deps"]) != meta["key"]
+        except (ModuleNotFoundError, SyntaxError):
+            stale = True
+        return {**out, "status": "stale" if stale else "ok", "problem": ""}
+    except (CorruptEntry, KeyError, TypeError, ValueError, OSError) as err:
+        return {"status": "corrupt", "problem": str(err)}
 
 
 def names(root: Path | None = None) -> list[str]:
@@ -395,8 +416,9 @@ def clean(name: str | None = None, stale_only: bool = False, corrupt_only: bool 
         wanted = {"corrupt"} if corrupt_only else {"stale", "corrupt"} if stale_only else {"ok", "stale", "corrupt"}
         if name in (None, row["name"]) and row["status"] in wanted:
             with _unless_busy(_lock(Path(row["path"]).parent, row["key"])) as free:
-                if free:
-                    shutil.rmtree(row["path"])
+                # looked at again under the lock: a writer may have replaced it since it was listed
+                if free and Path(row["path"]).is_dir() and _status(Path(row["path"]))["status"] in wanted:
+                    shutil.rmtree(row["path"], ignore_errors=True)
                     removed += 1
     return removed
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -36,6 +38,8 @@ def _run(args) -> None:
 
 def _run_all(args) -> None:
     names = notebooks_run.notebook_names()
+    if args.force:  # one execution: a run recomputed by one chapter is read, not recomputed, by the next
+        os.environ.setdefault(cache.FORCE_SINCE, str(time.time()))
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
         notebooks_run.run_notebook(name, args.profile, force=args.force, progress_bar=True)
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nstopped: {err}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("\nstopped before any notebook started", file=sys.stderr)
+        print("\nstopped", file=sys.stderr)
         return 130
     except notebooks_run.ExecutionFailed as err:
         print(f"error: {err}", file=sys.stderr)

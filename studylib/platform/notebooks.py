@@ -19,6 +19,7 @@ from pathlib import Path
 from . import config
 from .params import PROFILES
 from .profiles import NOTEBOOKS, resolve_values
+from .cache import FORCE_SINCE
 from .progress import CHANNEL, Renderer
 
 
@@ -61,10 +62,10 @@ def run_notebook(name: str, profile: str = "standard", overrides: dict | None = 
     scratch = Path(tempfile.mkdtemp(prefix=f"studylib-{name}-"))
     partial, channel = scratch / f"{name}.ipynb", scratch / "progress.jsonl"
     env = {"STUDYLIB_EXECUTED_DIR": str(out_dir.resolve()), CHANNEL: str(channel),
-           **({"STUDYLIB_FORCE": "1"} if force else {})}
+           **({"STUDYLIB_FORCE": "1", FORCE_SINCE: os.environ.get(FORCE_SINCE) or str(time.time())} if force else {})}
     show = sys.stderr.isatty() or os.environ.get("STUDYLIB_PROGRESS") == "lines" if progress_bar is None else progress_bar
     try:
-        with _environment(env), _stopping_on_signals(name) as stop, (Renderer(channel) if show else _quiet(channel)):
+        with _environment(env), (Renderer(channel) if show else _quiet(channel)), _stopping_on_signals(name) as stop:
             try:
                 papermill.execute_notebook(
                     str(source_dir() / f"{name}.ipynb"), str(partial), parameters={"PROFILE": profile, **overrides},
@@ -131,6 +132,8 @@ def _stopping_on_signals(name: str):
     def handler(signum, frame):
         if stop.signal is None:
             stop.signal = signal.Signals(signum).name
+            for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+                signal.signal(s, signal.SIG_IGN)
             stop.ended = end_children(spare=already)
         raise Stopped(stop.signal)
 

@@ -7,7 +7,7 @@ before a kernel starts, with a message naming the parameters and what they accep
 
 "None" has one meaning on every route: a parameter left out (``...`` in a notebook's parameters cell) takes the
 profile's value; ``None`` (papermill ``-p CAP None``), ``null`` (YAML on the command line, ``-p CAP null``) and the
-string ``"none"`` all mean "no value" (for ``CAP``: no cap), which only a parameter marked ``nullable`` accepts.
+string ``"none"`` (any case) all mean "no value" (for ``CAP``: no cap), which only a parameter marked ``nullable`` accepts.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _coerce_scalar(name: str, spec: Param, kind: type, value: Any) -> Any:
 
 def check(name: str, spec: Param, value: Any) -> Any:
     """Validate (and normalise) one value against its spec; raise :class:`ParameterError` if wrong."""
-    if value is None or value == "none":
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
         if spec.nullable:
             return None
         raise ParameterError(f"parameter {name}={value!r}: {name} has no 'none' value; it accepts {spec.accepts()} "

@@ -339,7 +339,10 @@ def resolve_values(notebook: str, profile: str | None, given: dict[str, Any]) ->
         raise ParameterError(f"parameter PROFILE={profile!r} is not a profile; PROFILE accepts one of "
                              f"{', '.join(PROFILES)}")
     spec = NOTEBOOKS[notebook]
-    unknown = sorted(set(given) - set(spec.params) - {"PROFILE"})
+    if "PROFILE" in given:
+        raise ParameterError(f"PROFILE={given['PROFILE']!r} is not a parameter to override: choose the profile with "
+                             f"--profile (papermill: -p PROFILE), one of {', '.join(PROFILES)}")
+    unknown = sorted(set(given) - set(spec.params))
     if unknown:
         raise ParameterError(f"unknown parameter {', '.join(unknown)} for {notebook}; it accepts "
                              f"PROFILE, {', '.join(spec.params)}")

@@ -160,7 +160,10 @@ class Renderer:
                 chunk = f.readline()
                 buffer += chunk
                 if buffer.endswith("\n"):
-                    self.show(json.loads(buffer))
+                    try:
+                        self.show(json.loads(buffer))
+                    except (ValueError, KeyError, TypeError):
+                        pass  # a line cut short by a writer that was killed: skipped, the next ones still show
                     buffer = ""
                 elif self._stop.is_set():
                     return
