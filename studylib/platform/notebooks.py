@@ -192,11 +192,15 @@ def _finish(path: Path, name: str, profile: str, values: dict) -> None:
     nbformat.write(nb, path)
 
 
+#: parameters that cannot move a number (every run trains on one thread, whatever the number of workers)
+NUMBER_NEUTRAL = {"WORKERS"}
+
+
 def provenance(folder: Path | None = None, profile: str = "standard") -> list[dict]:
     """How each chapter in ``folder`` (default ``book/notebooks``) was executed, against a build on ``profile`` with
     its default parameters: one row per chapter (the verdicts page excepted) with its ``state``, ``"ok"``,
     ``"missing"``, ``"failed"`` (an error or an unfinished execution), ``"other profile"`` or ``"other
-    parameters"``, and ``detail`` in words. Reads what :func:`run_notebook` records, or papermill's metadata
+    parameters"`` (those of :data:`NUMBER_NEUTRAL` aside), and ``detail`` in words. Reads what :func:`run_notebook` records, or papermill's metadata
     for a notebook executed with papermill directly. Used by the verdicts page and the book build."""
     folder = Path(folder or executed_dir())
     rows = []
@@ -226,6 +230,7 @@ def provenance(folder: Path | None = None, profile: str = "standard") -> list[di
             except ValueError as err:
                 row.update(state="failed", detail=f"ran with parameters that are not valid now ({err})")
                 continue
+        overrides = {k: v for k, v in overrides.items() if k not in NUMBER_NEUTRAL}
         if ran_on != profile:
             row.update(state="other profile", detail=f"ran on the {ran_on} profile")
         if overrides:
