@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -156,11 +157,19 @@ def code_text(source: str | bytes) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
+@functools.lru_cache(maxsize=512)
+def _file_code(path: str, mtime_ns: int, size: int) -> str:
+    """:func:`code_text` of one source file, parsed once per version of the file (its time and size are part of
+    the cache's key): a grid asks for the same modules' keys at every run."""
+    return code_text(Path(path).read_bytes())
+
+
 def code_hash(modules: tuple[str, ...] | list[str]) -> str:
     """sha256 over the code (:func:`code_text`) of the given modules (e.g. ``"studylib.training"``)."""
     h = hashlib.sha256()
     for name in sorted(set(modules)):
-        h.update(name.encode() + b"\0" + code_text(_source(name).read_bytes()).encode() + b"\0")
+        stat = (path := _source(name)).stat()
+        h.update(name.encode() + b"\0" + _file_code(str(path), stat.st_mtime_ns, stat.st_size).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -187,7 +196,7 @@ def run_key(name: str, params: dict, deps) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _environment() -> dict:
+def _run_environment() -> dict:
     """Where a run was computed: versions of the numerical libraries, threads, host."""
     import importlib.metadata
     import torch
@@ -318,7 +327,7 @@ def cached_run(name: str, params, fn: Callable[[Any], RunResult], force: bool = 
         start = time.time()
         with run_threads():
             result = fn(typed)
-            environment = _environment()
+            environment = _run_environment()
         _publish(root, final, result, {
             "name": name, "key": key, "params": params, "deps": sorted(deps), "code": code_hash(deps),
             "device": resolved_device(params), "torch": _torch_version(), "run_threads": RUN_THREADS,
