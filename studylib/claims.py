@@ -1,15 +1,20 @@
-"""The claims engine: each claim of a source paper as a :class:`Claim` record, its verdict decided by an interval
-at a stated level, never by a point estimate.
+"""The claims engine: each claim of a source paper as a :class:`Claim` record, decided on its design (the unit of
+replication, the strata held fixed, its control and noise floor; :mod:`studylib.designs`) by an exact test or an
+interval at a stated level, never by a point estimate, and audited on its own nulls and with a planted effect.
 
 Used by every chapter's closing claims table and by the "Verdicts" page, which collects the tables the executed
 chapters stored (:func:`publish`, :func:`collect`).
 
 The verdicts:
 
-- **held**: the interval lies entirely on the claimed side (of 0, or of the stated threshold);
+- **held**: the interval lies entirely on the claimed side (of 0, or of the stated threshold), beyond the noise
+  floor, and the effect beats its control where the claim has one;
 - **did not hold**: the interval lies entirely on the other side, or, for a claimed direction, inside the stated
   negligible band (a claim of no relation: entirely outside the band);
-- **inconclusive**: the interval covers both (the data at this n cannot tell), or no valid interval exists;
+- **inconclusive**: the interval covers both (the data at this n cannot tell), lies inside the noise floor, or
+  the effect does not beat its control;
+- **undecidable here**: even the strongest data this design allows (a perfect ordering, every unit on the claimed
+  side) could not come out "held": the claim needs more units than were run (the number is given);
 - **not testable here**: the data the claim needs cannot be had here (the reason is given);
 - **partly held**: only for a claim tested on several data sets by one rule (:func:`combine` with ``"each"``):
   held on some, not on the others.
@@ -22,28 +27,42 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-from . import stats
+from . import designs, stats
 
 #: the verdicts, in the order the tables count them
-VERDICTS = ("held", "partly held", "did not hold", "inconclusive", "not testable here")
+VERDICTS = ("held", "partly held", "did not hold", "inconclusive", "undecidable here", "not testable here")
 #: what a claim asserts about its statistic: above 0, below 0, none (inside the negligible band), not below minus
 #: the band, or not above plus the band
 DIRECTIONS = {1: "positive", -1: "negative", 0: "none", "positive": "positive", "negative": "negative",
               "none": "none", "not negative": "not negative", "not positive": "not positive"}
+#: nulls and planted effects each claim is audited on (:func:`audit`)
+AUDIT_REPS = 200
+#: sign flips or swaps per test in the audit's reruns (all of them up to 10 units)
+AUDIT_FLIPS = 1024
+#: the planted effect of the audit, per kind of test, in the statistic's units: a tau of 0.5, a difference of taus
+#: of 0.5, a share 0.3 away from the null; a mean difference of one standard deviation of the units' differences
+PLANTED = {"rank": 0.5, "tau difference": 0.5, "share": 0.3}
+#: a short identifier: lower-case words joined by hyphens
+ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 @dataclass
 class Claim:
-    """One claim of a paper and the evidence for it: where the paper makes it, the statistic, its estimate and
-    interval at ``level``, ``n`` (models, runs, seeds or layers, as ``unit`` says), the p-value where meaningful,
-    the verdict and a one-line reason. ``parts`` holds the sub-claims of a combined claim; ``paper`` names the
-    source when it is not the chapter's own."""
+    """One claim of a paper and the evidence for it: ``id`` (a short stable name, unique in its chapter), where the
+    paper makes it, the statistic, its estimate and interval at ``level``, ``n`` units (``unit`` says what one
+    is), the p-value where meaningful, the verdict and a one-line reason. ``control`` is the same statistic on
+    the claim's negative control, ``floor`` the estimator's noise floor; ``false_held`` and ``power`` are the
+    audit's (:func:`audit`): the share of the claim's own nulls that came out "held", and of data with a planted
+    effect of ``planted`` that did. ``parts`` holds the sub-claims of a combined claim; ``paper`` names the
+    source when it is not the chapter's own; ``test`` is the :mod:`studylib.designs` test that decided it."""
     claim: str
     where: str
     statistic: str
@@ -58,6 +77,17 @@ class Claim:
     level: float = 0.95
     parts: list = field(default_factory=list)
     paper: str = ""
+    id: str = ""
+    direction: str = ""
+    negligible: float = 0.0
+    floor: float = 0.0
+    control: str = ""
+    units_needed: int = 0
+    false_held: float = math.nan
+    power: float = math.nan
+    planted: str = ""
+    audit_reps: int = 0
+    test: object = field(default=None, repr=False, compare=False)
 
     @property
     def evidence(self) -> str:
@@ -66,9 +96,22 @@ class Claim:
             return "; ".join(f"{p.claim}: {p.evidence}" for p in self.parts)
         if not math.isfinite(self.estimate):
             return "no estimate"
-        interval = (f" [{_num(self.low)}, {_num(self.high)}]" if math.isfinite(self.low) and math.isfinite(self.high)
-                    else " (no interval)")
+        if math.isfinite(self.low) and math.isfinite(self.high):
+            interval = f" [{_num(self.low)}, {_num(self.high)}]"
+        elif self.low == -math.inf and self.high == math.inf:
+            interval = " (no bounded interval at this n)"
+        elif math.isfinite(self.p):
+            interval = f" (p = {p_text(self.p)})"
+        else:
+            interval = " (no interval)"
         return f"{self.statistic} {_num(self.estimate)}{interval}, n = {self.n}{' ' + self.unit if self.unit else ''}"
+
+
+def slug(name: str) -> str:
+    """A name as part of a claim id: lower case, runs of other characters as one hyphen ("MLP width" ->
+    "mlp-width", "prior_same" -> "prior-same"). Used by the chapters whose claims repeat per series or
+    estimator."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _num(v: float) -> str:
@@ -98,37 +141,68 @@ def interval_text(estimate: float, low: float, high: float, digits: int = 2) -> 
     return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
-def decide(low: float, high: float, direction, negligible: float = 0.0) -> tuple[str, str]:
+def decide(low: float, high: float, direction, negligible: float = 0.0, floor: float = 0.0) -> tuple[str, str]:
     """The verdict and its reason for a claimed ``direction`` (see :data:`DIRECTIONS`) of a statistic whose
-    interval is ``[low, high]``; ``negligible``: the half-width of the band of values too small to matter."""
+    interval is ``[low, high]``; ``negligible``: the half-width of the band of values too small to matter;
+    ``floor``: the estimator's noise floor, within which nothing is "held" or "did not hold" (an interval must
+    clear ±floor on one side)."""
     kind = _direction(direction)
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if floor < 0 or negligible < 0:
+        raise ValueError(f"negligible and floor must be >= 0, got {negligible!r} and {floor!r}")
+    if math.isnan(low) or math.isnan(high):
         return "inconclusive", "no valid interval at this n"
     band = f"the negligible band ±{negligible:g}" if negligible else "0"
     inside = -negligible <= low and high <= negligible
     where = f"[{_num(low)}, {_num(high)}]"
     if kind in ("positive", "negative"):
         sign = 1 if kind == "positive" else -1
-        if negligible and inside:
+        if negligible and inside and negligible > floor:
             return "did not hold", f"interval {where} lies inside {band}: too small to matter"
-        if (low > 0 if sign > 0 else high < 0):
-            return "held", f"interval {where} lies {'above' if sign > 0 else 'below'} 0"
-        if (high < 0 if sign > 0 else low > 0):
-            return "did not hold", f"interval {where} lies {'below' if sign > 0 else 'above'} 0: the opposite sign"
-        return "inconclusive", f"interval {where} covers 0"
+        lo, hi = (low, high) if sign > 0 else (-high, -low)
+        if lo > floor:
+            return "held", f"interval {where} lies {'above' if sign > 0 else 'below'} {_floor(floor, sign)}"
+        if hi < -floor:
+            return "did not hold", (f"interval {where} lies {'below' if sign > 0 else 'above'} "
+                                    f"{_floor(floor, -sign)}: the opposite sign")
+        if floor and -floor <= low and high <= floor:
+            return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
+        return "inconclusive", f"interval {where} covers {'0' if not floor else f'the noise floor ±{floor:g}'}"
     if kind == "none":
         if inside:
             return "held", f"interval {where} lies inside {band}"
-        if low > negligible or high < -negligible:
+        if low > max(negligible, floor) or high < -max(negligible, floor):
             return "did not hold", f"interval {where} lies outside {band}"
         return "inconclusive", f"interval {where} reaches beyond {band}"
     sign = 1 if kind == "not negative" else -1
     bound = _num(-sign * negligible)
     if (low >= -negligible if sign > 0 else high <= negligible):
         return "held", f"interval {where} excludes values {'below' if sign > 0 else 'above'} {bound}"
-    if (high < -negligible if sign > 0 else low > negligible):
+    if (high < -max(negligible, floor) if sign > 0 else low > max(negligible, floor)):
         return "did not hold", f"interval {where} lies {'below' if sign > 0 else 'above'} {bound}"
     return "inconclusive", f"interval {where} reaches {'below' if sign > 0 else 'above'} {bound}"
+
+
+def _floor(floor: float, sign: int) -> str:
+    return "0" if not floor else f"the noise floor {_num(sign * floor)}"
+
+
+def decide_by_test(estimate: float, p: float, direction, level: float = 0.95, floor: float = 0.0) -> tuple[str, str]:
+    """The verdict of an exact test that gives no interval (the swap test of two metrics): "held" when p <= 1 -
+    ``level`` with the estimate on the claimed side and beyond ``floor``; "did not hold" when p <= 1 - level on
+    the other side; else inconclusive. Only directional claims ("positive", "negative")."""
+    kind = _direction(direction)
+    if kind not in ("positive", "negative"):
+        raise ValueError(f"a test without an interval decides only positive or negative claims, got {direction!r}")
+    if not (math.isfinite(estimate) and math.isfinite(p)):
+        return "inconclusive", "no valid test at this n"
+    sign = 1 if kind == "positive" else -1
+    if p > 1 - level:
+        return "inconclusive", f"p = {p_text(p)} > {1 - level:g}"
+    if abs(estimate) <= floor:
+        return "inconclusive", f"{_num(estimate)} lies inside the noise floor ±{floor:g}"
+    if np.sign(estimate) == sign:
+        return "held", f"p = {p_text(p)} <= {1 - level:g}, {'above' if sign > 0 else 'below'} 0"
+    return "did not hold", f"p = {p_text(p)} <= {1 - level:g}, the opposite sign"
 
 
 def _direction(direction) -> str:
@@ -137,50 +211,137 @@ def _direction(direction) -> str:
     return DIRECTIONS[direction]
 
 
-def _claim(estimate: stats.Estimate, direction, negligible: float, claim: str, where: str, unit: str,
-           statistic: str | None = None) -> Claim:
-    verdict, reason = decide(estimate.low, estimate.high, direction, negligible)
+def _verdict(estimate: stats.Estimate, test, direction: str, negligible: float, floor: float) -> tuple[str, str]:
+    if isinstance(test, designs.TauDifferenceTest):
+        return decide_by_test(estimate.estimate, estimate.p, direction, estimate.level, floor)
+    return decide(estimate.low, estimate.high, direction, negligible, floor)
+
+
+def _decidable(test, direction: str, negligible: float, floor: float) -> tuple[bool, int]:
+    """Whether the strongest data of this design could come out "held", and if not, about how many units would
+    let it (the design replicated until it can, in whole copies; 0 when even ``designs.MOST_UNITS_ASKED`` cannot)."""
+    if hasattr(test, "flips"):
+        test = replace(test, flips=AUDIT_FLIPS)
+    if test.n_units() == 0:
+        return True, 0  # no data to decide: the verdict says so ("inconclusive", with the estimate's note)
+    if _verdict(test.best_case(direction), test, direction, negligible, floor)[0] == "held":
+        return True, test.n_units()
+    k = 2
+    while k * test.n_units() <= designs.MOST_UNITS_ASKED:
+        bigger = test.replicated(k)
+        if _verdict(bigger.best_case(direction), bigger, direction, negligible, floor)[0] == "held":
+            lo = k // 2  # the smallest number of copies that can, between k / 2 and k
+            while k - lo > 1:
+                mid = (lo + k) // 2
+                trial = test.replicated(mid)
+                ok = _verdict(trial.best_case(direction), trial, direction, negligible, floor)[0] == "held"
+                lo, k = (lo, mid) if ok else (mid, k)
+            return False, test.replicated(k).n_units()
+        k *= 2
+    return False, 0
+
+
+def _decided(test, direction, negligible: float, floor: float, claim: str, where: str, id: str, unit: str,
+             statistic: str | None, control=None) -> Claim:
+    """A claim decided by ``test`` (:mod:`studylib.designs`): its verdict, "undecidable here" when the data did not
+    decide it and the design could not have, "inconclusive" when it does not beat its ``control`` (a pair of tests: the control's own
+    estimate and the test of the effect against it)."""
+    direction = _direction(direction)
+    estimate = test.estimate()
+    verdict, reason = _verdict(estimate, test, direction, negligible, floor)
     if estimate.note:
         reason = f"{reason} ({estimate.note})"
+    decidable, needed = (_decidable(test, direction, negligible, floor) if verdict == "inconclusive"
+                         and math.isfinite(estimate.estimate) else (True, 0))
+    if not decidable:
+        verdict = "undecidable here"
+        reason = (f"even the strongest data of this design ({test.n_units()} {unit or 'units'}) could not come out "
+                  "held; " + (f"it needs about {needed} {unit or 'units'}" if needed
+                              else f"not even {designs.MOST_UNITS_ASKED} units would do"))
+    control_text = ""
+    if control is not None:
+        own, versus = control
+        control_estimate = own.estimate()
+        beat = versus.estimate()
+        beat_verdict, beat_reason = _verdict(beat, versus, direction if direction in ("positive", "negative")
+                                             else "positive", 0.0, 0.0)
+        control_text = (f"{_num(control_estimate.estimate)}" if math.isfinite(control_estimate.estimate)
+                        else "no estimate") + f"; effect minus control: {beat_verdict} ({beat_reason})"
+        if verdict == "held" and beat_verdict != "held":
+            verdict, reason = "inconclusive", f"{reason}; but it does not beat its control ({beat_reason})"
     return Claim(claim, where, statistic or estimate.statistic, estimate.estimate, estimate.low, estimate.high,
-                 estimate.n, estimate.p, verdict, reason, unit, estimate.level)
+                 estimate.n, estimate.p, verdict, reason, unit, estimate.level, id=id, direction=direction,
+                 negligible=negligible, floor=floor, control=control_text, units_needed=needed, test=test)
+
+
+def _design(unit: str, units, strata, rows: int) -> designs.Design:
+    return designs.Design(unit or "points", None if units is None else tuple(units),
+                          None if strata is None else tuple(strata))
 
 
 def rank_claim(x, y, expected_sign, groups=None, level: float = 0.95, claim: str = "", where: str = "",
-               negligible: float = 0.1, unit: str = "", statistic: str | None = None) -> Claim:
+               negligible: float = 0.1, unit: str = "", statistic: str | None = None, *, id: str = "",
+               units=None, control=None, floor: float = 0.0) -> Claim:
     """A claim about the rank correlation of ``x`` and ``y`` (``expected_sign``: +1, -1, 0 for "no relation", or
-    "not negative" / "not positive"), decided by the interval of :func:`studylib.stats.kendall` (stratified by
-    ``groups`` when given); a tau within ±``negligible`` counts as no relation. Used by every chapter."""
+    "not negative" / "not positive"), decided by the interval of :func:`studylib.stats.kendall` over units
+    (``units``: one label per row, rows of a unit averaged; ``groups``: the strata held fixed, constant within a
+    unit); a tau within ±``negligible`` counts as no relation. ``control``: the same x measured on the claim's
+    negative control (same rows): held needs tau(x, y) to beat tau(control, y) (the swap test). ``floor``: the
+    noise floor of the tau. Used by every chapter."""
     _direction(expected_sign)
-    return _claim(stats.kendall(x, y, groups, level), expected_sign, negligible, claim, where, unit, statistic)
+    design = _design(unit, units, groups, len(x))
+    test = designs.RankTest(tuple(np.asarray(x, float)), tuple(np.asarray(y, float)), design, level)
+    pair = None
+    if control is not None:
+        pair = (designs.RankTest(tuple(np.asarray(control, float)), test.y, design, level),
+                designs.TauDifferenceTest(test.x, tuple(np.asarray(control, float)), test.y, design, level))
+    return _decided(test, expected_sign, negligible, floor, claim, where, id, unit, statistic, pair)
 
 
 def mean_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "", where: str = "",
-               negligible: float = 0.0, unit: str = "", statistic: str | None = None) -> Claim:
-    """A claim about the mean of ``a - b`` over matched pairs (or of ``a``), decided by the t interval of
-    :func:`studylib.stats.paired`. Used by every chapter."""
+               negligible: float = 0.0, unit: str = "", statistic: str | None = None, *, id: str = "",
+               units=None, control=None, floor: float = 0.0) -> Claim:
+    """A claim about the mean of ``a - b`` over units (or of ``a``; ``units``: one label per row, rows of a unit
+    averaged), decided by the exact sign-flip test and its interval (:func:`studylib.stats.sign_flip`): below 6
+    units it is undecidable at 95%. ``control``: ``(a_control, b_control)`` (``b_control`` may be None), the
+    same difference on the claim's negative control: held needs the difference to beat the control's, unit by
+    unit. ``floor``: the noise floor of the mean. Used by every chapter."""
     _direction(expected_sign)
-    return _claim(stats.paired(a, b, level), expected_sign, negligible, claim, where, unit, statistic)
+    design = _design(unit, units, None, len(a))
+    arm = lambda v: None if v is None else tuple(np.asarray(v, float))
+    test = designs.PairedTest(arm(a), arm(b), design, level)
+    pair = None
+    if control is not None:
+        ca, cb = control
+        own = designs.PairedTest(arm(ca), arm(cb), design, level)
+        d = np.asarray(a, float) - (0 if b is None else np.asarray(b, float))
+        dc = np.asarray(ca, float) - (0 if cb is None else np.asarray(cb, float))
+        pair = (own, designs.PairedTest(tuple(d), tuple(dc), design, level))
+    return _decided(test, expected_sign, negligible, floor, claim, where, id, unit, statistic, pair)
 
 
 def share_claim(successes, expected_sign, null: float = 0.5, level: float = 0.95, claim: str = "", where: str = "",
-                negligible: float = 0.0, unit: str = "", statistic: str = "share") -> Claim:
-    """A claim about the share of true values in ``successes`` relative to ``null`` (the statistic is the share
-    minus ``null``), decided by the exact interval of :func:`studylib.stats.proportion`. Used by the IIW
-    fine-tuning chapter."""
+                negligible: float = 0.0, unit: str = "", statistic: str = "share", *, id: str = "",
+                units=None) -> Claim:
+    """A claim about the share of true values in ``successes`` (one per row; ``units`` averages rows into units,
+    a unit counting as its majority) relative to ``null`` (the statistic is the share minus ``null``), decided by
+    the exact interval of :func:`studylib.stats.proportion`. Used by the IIW fine-tuning chapter."""
     _direction(expected_sign)
-    return _claim(stats.proportion(successes, level, null), expected_sign, negligible, claim, where, unit,
-                  f"{statistic} - {null:g}")
+    test = designs.ShareTest(tuple(np.asarray(successes, float)), null, _design(unit, units, None, len(successes)),
+                             level)
+    return _decided(test, expected_sign, negligible, 0.0, claim, where, id, unit, f"{statistic} - {null:g}")
 
 
 def tau_difference_claim(x1, x2, y, expected_sign=1, groups=None, level: float = 0.95, claim: str = "",
-                         where: str = "", unit: str = "runs", statistic: str | None = None, n_boot: int = 1000,
-                         seed: int = 0) -> Claim:
-    """A claim that metric ``x1`` tracks ``y`` better (``expected_sign`` +1) than ``x2`` does, decided by the
-    bootstrap interval of :func:`studylib.stats.compare_taus`. Used by the utilization and ESD chapters."""
+                         where: str = "", unit: str = "runs", statistic: str | None = None, *, id: str = "",
+                         units=None) -> Claim:
+    """A claim that metric ``x1`` tracks ``y`` better (``expected_sign`` +1) than ``x2`` does over the same units
+    (``units`` averages rows; ``groups``: strata), decided by the exact swap test of
+    :func:`studylib.stats.swap_tau_difference`. Used by the utilization and ESD chapters."""
     _direction(expected_sign)
-    return _claim(stats.compare_taus(x1, x2, y, groups, level, n_boot, seed), expected_sign, 0.0, claim, where, unit,
-                  statistic)
+    as_t = lambda v: tuple(np.asarray(v, float))
+    test = designs.TauDifferenceTest(as_t(x1), as_t(x2), as_t(y), _design(unit, units, groups, len(y)), level)
+    return _decided(test, expected_sign, 0.0, 0.0, claim, where, id, unit, statistic)
 
 
 def precondition(claim: Claim, met: bool, reason: str,
@@ -193,85 +354,255 @@ def precondition(claim: Claim, met: bool, reason: str,
     return replace(claim, verdict="inconclusive", reason=f"{claim.reason}; but {reason}")
 
 
-def not_testable(claim: str, where: str, reason: str) -> Claim:
+def not_testable(claim: str, where: str, reason: str, *, id: str = "") -> Claim:
     """A claim whose data cannot be had here; ``reason`` says what is missing."""
-    return Claim(claim, where, "", math.nan, math.nan, math.nan, 0, math.nan, "not testable here", reason)
+    return Claim(claim, where, "", math.nan, math.nan, math.nan, 0, math.nan, "not testable here", reason, id=id)
 
 
-def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all") -> Claim:
+def _combined_verdict(verdicts: list[str], rule: str) -> str:
+    if rule == "all":
+        if all(v == "held" for v in verdicts):
+            return "held"
+        if "did not hold" in verdicts:
+            return "did not hold"
+        if "not testable here" in verdicts:
+            return "not testable here"
+        if "undecidable here" in verdicts:
+            return "undecidable here"
+        return "inconclusive"
+    held = sum(v == "held" for v in verdicts)
+    if held == len(verdicts):
+        return "held"
+    if all(v == "did not hold" for v in verdicts):
+        return "did not hold"
+    if held:
+        return "partly held"
+    if all(v == "not testable here" for v in verdicts):
+        return "not testable here"
+    if all(v in ("undecidable here", "not testable here") for v in verdicts):
+        return "undecidable here"
+    return "inconclusive"
+
+
+def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all", *, id: str = "") -> Claim:
     """One claim from sub-claims decided by the same engine (``parts``: label -> claim).
 
     ``rule="all"``: a conjunction (e.g. "rises, then falls"): held when every part held, did not hold when any
-    part did not, not testable when any part is not testable, else inconclusive.
+    part did not, not testable when any part is not testable, undecidable when any part is (and none refutes),
+    else inconclusive.
     ``rule="each"``: the same claim on several data sets: held when held on all, did not hold when it did not
     hold on any, "partly held" when held on some and not on the others, not testable when no part is testable,
-    else inconclusive. ``n`` is the parts' total for "each" (separate data) and their largest for "all" (the
-    parts of a conjunction are usually measured on the same runs).
+    undecidable when no part can be decided, else inconclusive. ``n`` is the parts' total for "each" (separate
+    data) and their largest for "all" (the parts of a conjunction are usually measured on the same runs).
     """
     if rule not in ("all", "each"):
         raise ValueError(f"rule must be 'all' or 'each', got {rule!r}")
     if not parts:
         raise ValueError("parts must hold at least one claim")
-    verdicts = [p.verdict for p in parts.values()]
     labelled = [replace(p, claim=label) for label, p in parts.items()]
     summary = "; ".join(f"{label}: {p.verdict}" for label, p in parts.items())
-    if rule == "all":
-        if all(v == "held" for v in verdicts):
-            verdict = "held"
-        elif "did not hold" in verdicts:
-            verdict = "did not hold"
-        elif "not testable here" in verdicts:
-            verdict = "not testable here"
-        else:
-            verdict = "inconclusive"
-    else:
-        held = sum(v == "held" for v in verdicts)
-        if held == len(verdicts):
-            verdict = "held"
-        elif all(v == "did not hold" for v in verdicts):
-            verdict = "did not hold"
-        elif held:
-            verdict = "partly held"
-        elif all(v == "not testable here" for v in verdicts):
-            verdict = "not testable here"
-        else:
-            verdict = "inconclusive"
+    verdict = _combined_verdict([p.verdict for p in parts.values()], rule)
     n = (sum if rule == "each" else max)(p.n for p in parts.values())
     one = next(iter(parts.values()))
+    needed = max(p.units_needed for p in parts.values())
     return Claim(claim, where, one.statistic if len(parts) == 1 else "see parts", math.nan, math.nan, math.nan, n,
-                 math.nan, verdict, summary, one.unit, one.level, labelled)
+                 math.nan, verdict, summary, one.unit, one.level, labelled, id=id, direction=rule,
+                 units_needed=needed if verdict == "undecidable here" else 0)
 
 
-def table(claims: list[Claim]) -> pd.DataFrame:
-    """The claims table a chapter shows: claim, where the paper makes it, the evidence (estimate [interval], n),
-    p, verdict and reason; the full records stay in ``frame.attrs["claims"]`` for :func:`publish`."""
-    frame = pd.DataFrame([{**{k: getattr(c, k) for k in ("claim", "where", "evidence", "verdict", "reason")},
-                           "p": c.p, "n": c.n} for c in claims])[["claim", "where", "evidence", "p", "verdict",
-                                                                   "reason", "n"]]
+# ---- the audit: each claim on its own nulls and with a planted effect ----------------------------------------
+
+def _planted_effect(claim: Claim) -> float:
+    """The size of effect the audit plants for ``claim``, in its statistic's units, with the claimed sign."""
+    test, sign = claim.test, -1 if claim.direction in ("negative", "not positive") else 1
+    if isinstance(test, designs.PairedTest):
+        d = test.differences()
+        size = max(float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, 2 * claim.negligible, 2 * claim.floor)
+        return sign * (size or max(abs(float(np.mean(d))), 1.0))
+    return sign * max(PLANTED[test.kind], 2 * claim.negligible, 2 * claim.floor)
+
+
+#: the claims that are true when there is no effect: their null is an effect beyond their band, their power is
+#: measured at no effect
+BOUNDED = ("none", "not negative", "not positive")
+
+
+def _against(claim: Claim) -> float:
+    """For a claim of :data:`BOUNDED`, the effect under which it is false: twice its band (or, without one, the
+    planted size), on the side it excludes."""
+    size = 2 * max(claim.negligible, claim.floor) or abs(_planted_effect(claim))
+    return -size if claim.direction == "not negative" else size
+
+
+def _rerun(claim: Claim, rng: np.random.Generator, planted: bool) -> str:
+    """The verdict ``claim``'s rule gives on one null draw of its data (``planted`` False) or one draw with the
+    planted effect; a claim of :data:`BOUNDED` swaps the roles (its null is an effect beyond its band, its planted
+    draw has no effect)."""
+    if claim.parts:
+        return _combined_verdict([_rerun(p, rng, planted) for p in claim.parts], claim.direction)
+    if claim.test is None:
+        return claim.verdict
+    if claim.direction in BOUNDED:
+        estimate = claim.test.null(rng) if planted else claim.test.planted(rng, _against(claim))
+    else:
+        estimate = claim.test.planted(rng, _planted_effect(claim)) if planted else claim.test.null(rng)
+    return _verdict(estimate, claim.test, claim.direction, claim.negligible, claim.floor)[0]
+
+
+def _auditable(claim: Claim) -> bool:
+    return claim.test is not None or any(_auditable(p) for p in claim.parts)
+
+
+def _coarse(claim: Claim) -> Claim:
+    """``claim`` with tests of ``AUDIT_FLIPS`` sign flips or swaps (exact up to 10 units): the audit's reruns."""
+    test = claim.test
+    if test is not None and hasattr(test, "flips"):
+        test = replace(test, flips=AUDIT_FLIPS)
+    return replace(claim, test=test, parts=[_coarse(p) for p in claim.parts])
+
+
+def _held_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    false_held = sum(_rerun(claim, rng, False) == "held" for _ in range(reps)) / reps
+    power = sum(_rerun(claim, rng, True) == "held" for _ in range(reps)) / reps
+    return false_held, power
+
+
+def _replicated(claim: Claim, k: int) -> Claim:
+    return replace(claim, test=None if claim.test is None else claim.test.replicated(k),
+                   parts=[_replicated(p, k) for p in claim.parts])
+
+
+def _units(claim: Claim) -> int:
+    return claim.test.n_units() if claim.test is not None else max((_units(p) for p in claim.parts), default=0)
+
+
+def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
+    """``claim`` with its audit: ``false_held``, the share of ``reps`` nulls of its own design (its units
+    permuted within strata, the arms of its pairs swapped, two exchangeable copies of its metrics; for a claim of
+    :data:`BOUNDED`, an effect planted at twice its band on the side it excludes) that its rule calls "held";
+    ``power``, the share of ``reps`` draws with a planted effect (:data:`PLANTED`; for a claim of
+    :data:`BOUNDED`, no effect) that it calls "held". An inconclusive claim whose power is below ``1 - level`` cannot come out held at this design even
+    when the effect is there: it becomes "undecidable here", with about how many units would give a power of
+    one half (the design replicated, ``reps`` / 4 draws per try). Claims without data (not testable here) are
+    returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
+    reps = AUDIT_REPS if reps is None else reps
+    if not _auditable(claim) or claim.verdict == "not testable here" or _units(claim) < 2:
+        return claim
+    coarse = _coarse(claim)
+    false_held, power = _held_rates(coarse, reps, seed)
+    out = replace(claim, false_held=false_held, power=power, planted=_planted_text(claim), audit_reps=reps)
+    if claim.verdict != "inconclusive" or power >= 1 - claim.level or "but " in claim.reason:
+        return out  # decided, powered, or inconclusive for a failed premise (the models did not learn)
+    k, needed = 2, 0
+    while k * _units(claim) <= designs.MOST_UNITS_ASKED:
+        if _held_rates(_replicated(coarse, k), max(reps // 4, 10), seed)[1] >= 0.5:
+            needed = k * _units(claim)
+            break
+        k *= 2
+    need = f"about {needed} {claim.unit or 'units'}" if needed else f"more than {designs.MOST_UNITS_ASKED} units"
+    return replace(out, verdict="undecidable here", units_needed=needed,
+                   reason=f"{claim.reason}; and at this design the planted effect ({out.planted}) comes out held "
+                          f"in only {power:.0%} of draws: it needs {need} for a power of one half")
+
+
+def _planted_text(claim: Claim) -> str:
+    if claim.parts:
+        return "; ".join(p.planted or _planted_text(p) for p in claim.parts if p.test is not None)
+    if claim.direction in BOUNDED:
+        return f"no effect; its null: {claim.statistic} {_num(_against(claim))}"
+    return f"{claim.statistic} {_num(_planted_effect(claim))}"
+
+
+def table(claims: list[Claim], audit_reps: int | None = None) -> pd.DataFrame:
+    """The claims table a chapter shows: id, claim, where the paper makes it, the evidence (estimate [interval],
+    n units), p, verdict, reason, the control and the audit (each claim :func:`audit`-ed with ``audit_reps``
+    nulls and planted effects, by default :data:`AUDIT_REPS`; 0 skips it); the full records stay in ``frame.attrs["claims"]`` for
+    :func:`publish`. Every claim needs a unique ``id`` (lower-case words joined by hyphens), by which pages and
+    tests look it up (:func:`get`)."""
+    seen = set()
+    for c in claims:
+        if not ID_PATTERN.match(c.id or ""):
+            raise ValueError(f"claim {c.claim!r} has id {c.id!r}: every claim needs an id of lower-case words "
+                             "joined by hyphens")
+        if c.id in seen:
+            raise ValueError(f"two claims share the id {c.id!r}")
+        seen.add(c.id)
+    audit_reps = AUDIT_REPS if audit_reps is None else audit_reps
+    if audit_reps:
+        claims = [c if math.isfinite(c.false_held) else audit(c, audit_reps) for c in claims]
+    frame = pd.DataFrame([{"id": c.id, **{k: getattr(c, k) for k in ("claim", "where", "evidence", "verdict",
+                                                                      "reason", "control")},
+                           "audit": audit_text(c), "p": c.p, "n": c.n} for c in claims],
+                         columns=["id", "claim", "where", "evidence", "p", "verdict", "reason", "control", "audit",
+                                  "n"])
     frame.attrs["claims"] = claims
     return frame
 
 
+def audit_text(claim: Claim) -> str:
+    """"false held 2%, power 85% (planted: Kendall tau +0.50)"; "-" for a claim without an audit."""
+    if not math.isfinite(claim.false_held):
+        return "-"
+    return f"false held {claim.false_held:.0%}, power {claim.power:.0%} (planted: {claim.planted})"
+
+
+#: the most a claim's rule may say "held" on its own nulls
+FALSE_HELD_LIMIT = 0.05
+
+
+def broken(false_held: float, reps: int, limit: float = FALSE_HELD_LIMIT) -> bool:
+    """Whether a rule says "held" on its own nulls more than ``limit`` of the time, beyond the audit's Monte-Carlo
+    error: the one-sided 99% Clopper-Pearson lower bound of its false-held rate over ``reps`` nulls lies above
+    ``limit``. The test suite fails on any broken claim of an executed chapter."""
+    if not (reps and math.isfinite(false_held)):
+        return False
+    k = int(round(false_held * reps))
+    return k > 0 and float(scipy_stats.beta.ppf(0.01, k, reps - k + 1)) > limit
+
+
+def get(frame: pd.DataFrame, id: str) -> Claim:
+    """The claim of a table (:func:`table`) with this ``id``; KeyError naming the ids there are."""
+    for c in frame.attrs["claims"]:
+        if c.id == id:
+            return c
+    raise KeyError(f"no claim {id!r}; the table has {[c.id for c in frame.attrs['claims']]}")
+
+
 def show(frame: pd.DataFrame):
-    """The styled claims table for a page: p to two significant digits ("-" where none), no index, no n column
-    (it is in the evidence)."""
-    shown = frame.drop(columns=["n"])
+    """The styled claims table for a page: p to two significant digits ("-" where none), no index, no id or n
+    column (n is in the evidence), the control column only where a claim has one."""
+    shown = frame.drop(columns=["n", "id"] + ([] if (frame.control != "").any() else ["control"]))
     return (shown.style.hide(axis="index")
             .format({"p": p_text}))
 
 
 def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One claims table from several (:func:`table`), in order."""
+    """One claims table from several (:func:`table`), in order (their audits kept)."""
     return table([c for f in frames for c in f.attrs["claims"]])
 
 
 def records(frame: pd.DataFrame, paper: str, **extra) -> list[dict]:
     """The claims of a table as plain records (for :func:`publish`), each with its ``paper`` (the claim's own, else
     this one) and the ``extra`` columns."""
-    return [{"paper": c.paper or paper, **extra, "claim": c.claim, "where": c.where, "statistic": c.statistic,
-             "estimate": c.estimate, "low": c.low, "high": c.high, "n": c.n, "unit": c.unit, "p": c.p,
-             "level": c.level, "evidence": c.evidence, "verdict": c.verdict, "reason": c.reason}
+    return [{"paper": c.paper or paper, **extra, "id": c.id, "claim": c.claim, "where": c.where,
+             "statistic": c.statistic, "estimate": c.estimate, "low": c.low, "high": c.high, "n": c.n,
+             "unit": c.unit, "p": c.p, "level": c.level, "evidence": c.evidence, "verdict": c.verdict,
+             "reason": c.reason, "control": c.control, "floor": c.floor, "units_needed": c.units_needed,
+             "false_held": c.false_held, "power": c.power, "planted": c.planted, "audit_reps": c.audit_reps,
+             "audit": audit_text(c)}
             for c in frame.attrs["claims"]]
+
+
+def worked_example(verdicts: pd.DataFrame) -> dict:
+    """The verdicts page's worked example, from the collected claims (:func:`collect`): the first held claim
+    with a bounded interval and an audit (else the first audited claim), as one record with its chapter."""
+    audited = verdicts[verdicts.false_held.notna()] if "false_held" in verdicts else verdicts.iloc[:0]
+    if audited.empty:
+        raise ValueError("no collected claim carries an audit: run the chapters with this version of studylib")
+    bounded = audited[(audited.verdict == "held") & np.isfinite(audited.low.astype(float))
+                      & np.isfinite(audited.high.astype(float))]
+    return (bounded if len(bounded) else audited).iloc[0].to_dict()
 
 
 def summary(verdicts) -> str:
@@ -286,11 +617,12 @@ GLUE_SUFFIX = "_claims_records"
 
 def publish(frame: pd.DataFrame, key: str, paper: str, stand_in: str) -> None:
     """Glue a chapter's claims (``frame`` from :func:`table`) for its prose and the verdicts page: the records as
-    JSON under ``<key>_claims_records`` (each with its ``paper``, author and year, and the ``stand_in`` data or
+    JSON under ``<key>_claims_records`` (each with its id, ``<key>:<claim id>``, its ``paper``, author and year, and the ``stand_in`` data or
     models used), ``<key>_claims_total``, ``<key>_claims_<verdict>`` counts (spaces as underscores) and
     ``<key>_claims_summary`` (:func:`summary`). Called at the end of every chapter."""
     from myst_nb import glue
-    glue(key + GLUE_SUFFIX, json.dumps(records(frame, paper, stand_in=stand_in), default=float), display=False)
+    rows = [{**r, "id": f"{key}:{r['id']}"} for r in records(frame, paper, stand_in=stand_in)]
+    glue(key + GLUE_SUFFIX, json.dumps(rows, default=float), display=False)
     glue(f"{key}_claims_total", len(frame), display=False)
     for v in VERDICTS:
         glue(f"{key}_claims_{v.replace(' ', '_')}", int((frame.verdict == v).sum()), display=False)

@@ -22,7 +22,7 @@ def bootstrap_interval(statistic, *samples, n_boot: int = 1000, seed: int | np.r
     ``statistic`` returns a number or a tuple of numbers; non-finite values are dropped, each component on
     its own. Returns ``(lo, hi)`` (floats, or arrays for a tuple statistic); NaN where no value is finite.
     Valid for statistics that are smooth in the data at moderate n; :func:`studylib.stats.kendall` does not use it.
-    Used by the ESD audit chapter (layer averages, alpha intervals) and by :func:`studylib.stats.compare_taus`.
+    Used by the ESD audit chapter (layer averages, alpha intervals).
     """
     samples = [np.asarray(s) for s in samples]
     n = len(samples[0])

@@ -30,6 +30,8 @@ from .resampling import bootstrap_interval, strata_masks  # noqa: F401 (the one 
 #: how many :func:`tau_draws` arrays stay in memory (each ``len(GRID) x DRAWS`` floats): bounded, so a
 #: stratified tau over many small strata does not grow the process
 TAU_DRAWS_CACHED = 16
+#: how many designs' stratified draws (:func:`_mean_draws`, one ``len(GRID) x DRAWS`` array each) stay in memory
+MEAN_DRAWS_CACHED = 8
 #: true taus of the confidence belt
 GRID = np.round(np.linspace(-1.0, 1.0, 201), 10)
 #: simulated sample taus per grid point (n <= ``SIMULATED_UP_TO``)
@@ -158,6 +160,18 @@ def tau_draws(n: int, copy: int = 0, x_ties: tuple[int, ...] | None = None,
     return out
 
 
+@functools.lru_cache(maxsize=MEAN_DRAWS_CACHED)
+def _mean_draws(strata: tuple) -> np.ndarray:
+    """The draws of the mean of independent within-stratum taus, one stratum per ``(n, x_ties, y_ties)`` of
+    ``strata``: kept per design, so that a claim's audit (hundreds of nulls of one design) simulates them once."""
+    copies: dict[tuple, int] = {}
+    draws = []
+    for key in strata:  # independent draws for independent strata of one size and tie pattern
+        draws.append(tau_draws(key[0], copies.get(key, 0), *key[1:]))
+        copies[key] = copies.get(key, 0) + 1
+    return draws[0] if len(draws) == 1 else np.mean(draws, axis=0)
+
+
 def _belt(observed: float, draws: np.ndarray, level: float) -> tuple[float, float]:
     """The grid taus under which ``observed`` lies in neither tail (mass (1 - level) / 2) of ``draws``."""
     tail = (1 - level) / 2
@@ -216,13 +230,7 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
     taus = [float(stats.kendalltau(a, b)[0]) for a, b in parts]
     observed = float(np.mean(taus))
     sizes = [len(a) for a, _ in parts]
-    copies: dict[int, int] = {}
-    draws = []
-    for a, b in parts:  # independent draws for independent strata of one size and tie pattern
-        key = (len(a), tie_pattern(a), tie_pattern(b))
-        draws.append(tau_draws(key[0], copies.get(key, 0), *key[1:]))
-        copies[key] = copies.get(key, 0) + 1
-    draws = np.mean(draws, axis=0)
+    draws = _mean_draws(tuple((len(a), tie_pattern(a), tie_pattern(b)) for a, b in parts))
     low, high = _belt(observed, draws, level)
     notes = []
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -239,6 +247,16 @@ def kendall(x, y, groups=None, level: float = 0.95) -> Estimate:
         p = float((np.abs(null) >= abs(observed) - _EPS).mean())
         method += "; p from the belt at tau = 0"
     return Estimate(name, observed, low, high, p, n, level, method, len(parts), "; ".join(notes))
+
+
+def kendall_at(observed: float, sizes: list[int], level: float = 0.95) -> Estimate:
+    """The belt interval :func:`kendall` would give an observed (stratified) tau ``observed`` over strata of
+    ``sizes`` points without ties: the best case of a claim of "no relation" (observed 0), from which
+    :mod:`studylib.designs` tells whether such a claim can be decided at this n."""
+    _check_level(level)
+    low, high = _belt(observed, _mean_draws(tuple((size, None, None) for size in sizes)), level)
+    return Estimate("Kendall tau" if len(sizes) == 1 else "stratified Kendall tau", observed, low, high, math.nan,
+                    sum(sizes), level, "Gaussian-copula belt", len(sizes))
 
 
 COPULAS = ("gaussian", "clayton")
@@ -274,17 +292,21 @@ def tau_coverage(n: int, tau: float, copula: str = "gaussian", reps: int = 200, 
     return hits / reps
 
 
+def _differences(a, b=None) -> tuple[np.ndarray, str]:
+    """The finite differences ``a - b`` (or the finite values of ``a``) and the statistic's name."""
+    d = np.asarray(a, float) - (0.0 if b is None else np.asarray(b, float))
+    return d[np.isfinite(d)], "mean" if b is None else "mean difference"
+
+
 def paired(a, b=None, level: float = 0.95) -> Estimate:
     """The mean of ``a - b`` over matched pairs (seeds, runs, layers; ``b`` omitted: the mean of ``a``) with
-    Student's t interval and two-sided t-test p-value (exact for normal differences). Non-finite pairs are
-    dropped; below two pairs, or with no spread, the interval is NaN with a ``note``. Used by the chapters'
-    paired claims (through :func:`studylib.claims.mean_claim`)."""
+    Student's t interval and two-sided t-test p-value (exact for normal differences only: a claim is decided by
+    :func:`sign_flip` instead). Non-finite pairs are dropped; below two pairs, or with no spread, the interval is
+    NaN with a ``note``. Used by the IIW and utilization chapters' descriptive tables (the learnt cells' margins,
+    the ratios by reference and by setting, the reset's effect)."""
     _check_level(level)
-    a = np.asarray(a, float)
-    d = a - (0.0 if b is None else np.asarray(b, float))
-    d = d[np.isfinite(d)]
+    d, name = _differences(a, b)
     n = len(d)
-    name = "mean" if b is None else "mean difference"
     if n == 0:
         return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, "t", note="no finite values")
     mean = float(d.mean())
@@ -315,46 +337,6 @@ def proportion(successes, level: float = 0.95, null: float = 0.5) -> Estimate:
     ci = test.proportion_ci(level, method="exact")
     return Estimate(name, k / n - null, ci.low - null, ci.high - null, float(test.pvalue), n, level,
                     "Clopper-Pearson; p exact binomial")
-
-
-#: smallest number of points, and of points per group, at which :func:`compare_taus` trusts its bootstrap
-BOOTSTRAP_MIN_N = 20
-BOOTSTRAP_MIN_GROUP = 8
-
-
-def compare_taus(x1, x2, y, groups=None, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Estimate:
-    """Two metrics against one target on the same runs: ``tau(x1, y) - tau(x2, y)`` (stratified by ``groups``
-    when given), with a percentile bootstrap interval over runs (within groups); non-finite runs are dropped. The
-    bootstrap is used only from ``BOOTSTRAP_MIN_N`` runs and ``BOOTSTRAP_MIN_GROUP`` per group on; below, the
-    interval is NaN with a ``note``. Used by the layer-utilization and
-    ESD chapters' claims."""
-    _check_level(level)
-    x1, x2, y = (np.asarray(v, float) for v in (x1, x2, y))
-    labels = np.zeros(len(y), int) if groups is None else pd.factorize(pd.Series(list(groups)))[0]
-    keep = np.isfinite(x1) & np.isfinite(x2) & np.isfinite(y)
-    x1, x2, y, labels = x1[keep], x2[keep], y[keep], labels[keep]
-
-    def diff(a, b, c, g):
-        return _mean_tau(a, c, g) - _mean_tau(b, c, g)
-
-    estimate = diff(x1, x2, y, labels)
-    name = "difference of " + ("Kendall taus" if groups is None else "stratified Kendall taus")
-    n = len(y)
-    smallest = int(np.unique(labels, return_counts=True)[1].min()) if n else 0
-    if n < BOOTSTRAP_MIN_N or smallest < BOOTSTRAP_MIN_GROUP:
-        return Estimate(name, estimate, math.nan, math.nan, math.nan, n, level, "bootstrap",
-                        note=f"{n} runs, the smallest group {smallest}: a bootstrap needs at least "
-                             f"{BOOTSTRAP_MIN_N} runs and {BOOTSTRAP_MIN_GROUP} per group")
-    low, high = bootstrap_interval(diff, x1, x2, y, labels, n_boot=n_boot, seed=seed, level=level,
-                                   strata=labels)
-    return Estimate(name, estimate, low, high, math.nan, n, level, "percentile bootstrap over runs",
-                    len(np.unique(labels)))
-
-
-def _mean_tau(x, y, labels) -> float:
-    taus = [kendall_tau(x[labels == g], y[labels == g]) for g in np.unique(labels)]
-    taus = [t for t in taus if math.isfinite(t)]
-    return float(np.mean(taus)) if taus else math.nan
 
 
 # ---- the ESD audit's series regressions ------------------------------------------------------------------------
@@ -414,3 +396,141 @@ def series_table(summaries: pd.DataFrame, metrics, level: float = 0.95) -> pd.Da
             rows.append({"series": series, "metric": metric,
                          **series_regression(group[metric], group["accuracy"], level)})
     return pd.DataFrame(rows)
+
+
+# ---- tests at the level of units, valid at small n --------------------------------------------------------------
+
+#: sign flips or swaps per test: all 2^n of them while 2^n is at most this many (up to 14 units), else this many
+#: random ones
+RANDOM_FLIPS = 20000
+
+
+def unit_means(frame: pd.DataFrame, units, strata=None) -> pd.DataFrame:
+    """The rows of ``frame`` (numeric columns) averaged within each unit (``units``: one label per row; None: each
+    row its own unit), in order of first appearance, with a ``stratum`` column from ``strata`` (one label per
+    row, constant within a unit: a unit lies in one stratum, else ValueError). Seeds of one configuration, the
+    repeats of one width, the seeds of one task are one unit: averaging them is what makes the units independent.
+    Used by :mod:`studylib.designs`, for every chapter's claims."""
+    frame = frame.reset_index(drop=True)
+    labels = pd.Series(range(len(frame)) if units is None else list(units))
+    if len(labels) != len(frame):
+        raise ValueError(f"units must give one label per row ({len(frame)}), got {len(labels)}")
+    strata = pd.Series(np.zeros(len(frame), int) if strata is None else list(strata))
+    if len(strata) != len(frame):
+        raise ValueError(f"strata must give one label per row ({len(frame)}), got {len(strata)}")
+    codes = pd.factorize(labels)[0]
+    if (pd.Series(pd.factorize(strata)[0]).groupby(codes).nunique() > 1).any():
+        raise ValueError("a unit spans several strata: strata must be constant within a unit")
+    out = frame.groupby(codes, sort=True).mean()
+    out["stratum"] = strata.groupby(codes, sort=True).first().to_numpy()
+    return out.reset_index(drop=True)
+
+
+def _flip_matrix(n: int, rng: np.random.Generator, flips: int) -> tuple[np.ndarray, str]:
+    """Every vector of n signs (while 2^n <= ``flips``), or ``flips`` random ones plus the identity."""
+    if 2 ** n <= flips:
+        return 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(float), "exact"
+    draws = rng.choice([-1.0, 1.0], size=(flips, n))
+    return np.vstack([np.ones(n), draws]), f"{flips} random"
+
+
+def sign_flip(a, b=None, level: float = 0.95, seed: int = 0, flips: int = RANDOM_FLIPS) -> Estimate:
+    """The mean of ``a - b`` over matched units (``b`` omitted: the mean of ``a``) with the sign-flip
+    (randomisation) test and the interval that inverts it: ``mu`` is in the interval when the test of "the
+    differences are symmetric about mu" does not reject at ``1 - level``; p is that test at mu = 0. For paired
+    units the null "a and b are exchangeable within each unit" (the same treatment twice) makes the differences
+    symmetric, so the test is exact under it whatever the data's skew: at n units the smallest reachable p is
+    2 / 2^n, so from 6 units on a 5% test can reject; below, the interval is unbounded (-inf, inf) and the
+    claim is undecidable at this n (:mod:`studylib.designs` says so). Exact over the 2^n sign vectors while 2^n
+    is at most ``flips``, else ``flips`` random ones (seeded by ``seed``). Non-finite pairs are
+    dropped. Used by every chapter's "A exceeds B" claims (through :func:`studylib.claims.mean_claim`)."""
+    _check_level(level)
+    d, name = _differences(a, b)
+    n = len(d)
+    if n == 0:
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, "sign flip",
+                        note="no finite values")
+    signs, how = _flip_matrix(n, np.random.default_rng(seed), flips)
+    alpha = 1 - level
+
+    def p_at(mu: float) -> float:
+        x = d - mu
+        return float((np.abs(signs @ x) >= abs(x.sum()) - 1e-12 * (1 + np.abs(x).sum())).mean())
+
+    mean = float(d.mean())
+    method = f"sign-flip test ({how}), interval by inversion"
+    if 2 / 2 ** n > alpha:
+        return Estimate(name, mean, -math.inf, math.inf, p_at(0.0), n, level, method,
+                        note=f"{n} units: a sign-flip test needs {units_for_sign_flip(level)} to reach p <= {alpha:g}")
+    span = float(np.ptp(d)) or max(abs(mean), 1.0)
+
+    def edge(inside: float, outside: float) -> float:
+        for _ in range(32):  # bisection between an accepted and a rejected mu, to 2^-32 of the start
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if p_at(mid) > alpha else (inside, mid)
+        return inside
+
+    low = edge(mean, float(d.min()) - span)
+    high = edge(mean, float(d.max()) + span)
+    return Estimate(name, mean, low, high, p_at(0.0), n, level, method)
+
+
+def units_for_sign_flip(level: float = 0.95) -> int:
+    """The fewest units at which a sign-flip test can reject at ``1 - level`` (2 / 2^n <= 1 - level): 6 at 95%."""
+    return int(math.ceil(math.log2(2 / (1 - level)) - 1e-12))
+
+
+def swap_tau_difference(x1, x2, y, strata=None, level: float = 0.95, seed: int = 0,
+                        flips: int = RANDOM_FLIPS) -> Estimate:
+    """Whether metric ``x1`` tracks ``y`` better than ``x2`` does over the same units: the (stratified) Kendall
+    tau of x1 with y minus that of x2, tested by swapping the two metrics' ranks (within stratum) unit by unit,
+    the null of two metrics that rank the units alike. p is the share of the 2^n swaps (all of them while 2^n is at
+    most ``flips``, else ``flips`` random ones, seeded by ``seed``) whose difference is at least as
+    far from 0 as the observed one: an exact test at any n, and the verdict is decided by p and the sign (no
+    interval is given: a bootstrap over a handful of units is not one). With 2 / 2^n above ``1 - level`` the claim
+    cannot be decided at this n. Non-finite units are dropped. Used by the utilization and ESD chapters' "metric 1
+    tracks better" claims (through :func:`studylib.claims.tau_difference_claim`)."""
+    _check_level(level)
+    x1, x2, y = (np.asarray(v, float) for v in (x1, x2, y))
+    labels = np.zeros(len(y), int) if strata is None else pd.factorize(pd.Series(list(strata)))[0]
+    keep = np.isfinite(x1) & np.isfinite(x2) & np.isfinite(y)
+    x1, x2, y, labels = x1[keep], x2[keep], y[keep], labels[keep]
+    n = len(y)
+    name = "difference of " + ("Kendall taus" if strata is None else "stratified Kendall taus")
+    if n < 2:
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, n, level, "swap test",
+                        note="fewer than two units")
+    r1, r2 = np.empty(n), np.empty(n)
+    pairs = []
+    for g in np.unique(labels):
+        m = np.flatnonzero(labels == g)
+        r1[m], r2[m] = stats.rankdata(x1[m]), stats.rankdata(x2[m])
+        if len(m) > 1:
+            i, j = np.triu_indices(len(m), 1)
+            pairs.append((m[i], m[j]))
+    i = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, int)
+    j = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, int)
+    group = labels[i]
+    dy = np.sign(y[j] - y[i])
+
+    def mean_tau(rank: np.ndarray) -> np.ndarray:
+        """Per row of ``rank`` (one ranking per row), the mean over strata of the within-stratum tau-b."""
+        dx = np.sign(rank[:, j] - rank[:, i])
+        taus = []
+        for g in np.unique(group):
+            on = group == g
+            n0 = on.sum()
+            denominator = np.sqrt((n0 - (dx[:, on] == 0).sum(1)) * (n0 - (dy[on] == 0).sum()))
+            taus.append(np.divide((dx[:, on] * dy[on]).sum(1), denominator, out=np.zeros(len(rank)),
+                                  where=denominator > 0))
+        return np.mean(taus, axis=0)
+
+    signs, how = _flip_matrix(n, np.random.default_rng(seed), flips)
+    swap = signs < 0
+    estimate = float(mean_tau(r1[None])[0] - mean_tau(r2[None])[0])
+    draws = mean_tau(np.where(swap, r2, r1)) - mean_tau(np.where(swap, r1, r2))
+    p = float((np.abs(draws) >= abs(estimate) - 1e-12).mean())
+    method = f"swap test ({how} swaps of the two metrics' ranks per unit); decided by p"
+    note = "" if 2 / len(signs) <= 1 - level else (f"{n} units: a swap test needs {units_for_sign_flip(level)} "
+                                                   f"to reach p <= {1 - level:g}")
+    return Estimate(name, estimate, math.nan, math.nan, p, n, level, method, len(np.unique(labels)), note)

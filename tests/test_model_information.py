@@ -6,7 +6,7 @@ import pytest
 
 from studylib.studies import model_information as mdl_claims
 
-SEEDS = 4
+SEEDS = 6
 
 
 def over_seeds(frame, columns, spread=0.02, seed=0):
@@ -25,7 +25,7 @@ def verdicts(**frames):
     base = dict(tasks=TASKS, noise=over_seeds(mdl_claims.PAPER_NOISE, ["info_bits", "acc", "confidence"], 0.005),
                 domains=DOMAINS, capacity=capacity(0.03, 0.5), ablation=paper_ablation(), distill=paper_distillation())
     table = mdl_claims.claims_table(**{**base, **frames})
-    return dict(zip(table.claim, table.verdict))
+    return dict(zip(table.id, table.verdict))
 
 
 TASKS = over_seeds(pd.DataFrame({"task": ["mnist", "fashion_mnist", "cluttered_mnist", "mnist1d"],
@@ -64,25 +64,26 @@ def paper_distillation():
 
 def test_the_papers_own_numbers_pass_its_noise_ablation_and_teacher_claims():
     v = verdicts()
-    assert v["Missing pixels make the task need more information"] == "held"
-    assert v["... but they lower the model's confidence"] == "held"
-    assert v["Middle blocks carry the most information; blocks near the input the highest density"] == "held"
-    assert v["Shortcut (residue) convolutions hold little information"] == "held"
-    assert v["Larger teachers transfer more information to the student"] == "held"
-    # Table 11 falls at alpha = 0.9, but the trend over alphas is still positive
-    assert v["A larger distillation weight alpha transfers more information"] == "held"
-    # 4 levels x 4 seeds cannot show the absence of a trend within |tau| <= 0.1
-    assert v["Missing objects and label noise are pure noise: they do not raise the information"] != "held"
+    # a trend over the paper's 4 noise levels or 3 teachers cannot be decided, however many seeds each has
+    assert v["pixels"] == "undecidable here"
+    assert v["pure-noise-lowers-confidence"] == "undecidable here"
+    assert v["teachers"] == "undecidable here"
+    assert v["middle"] == "held"
+    assert v["shortcuts"] == "held"
+    # Table 11 falls at alpha = 0.9: over its few alphas the trend is not perfect, and nothing less can hold
+    assert v["alpha"] in ("inconclusive", "undecidable here")
+    # 4 levels cannot show the absence of a trend within |tau| <= 0.1
+    assert v["pure-noise-adds-nothing"] == "undecidable here"
 
 
 def test_task_claims_and_a_task_that_was_not_run():
     v = verdicts()
-    assert v["Street-view digits (SVHN) carry more information than MNIST"] == "held"
-    assert v["The more information a task needs, the lower accuracy and confidence"] == "held"
-    assert v["S is a similarity that largely agrees with feature distances"] == "held"
+    assert v["svhn-above-mnist"] == "held"
+    assert v["more-information-lower-accuracy"] == "undecidable here"  # four tasks, whatever their seeds
+    assert v["similarity-agrees"] == "held"
     v = verdicts(tasks=TASKS[TASKS.task != "cluttered_mnist"])
-    assert v["Street-view digits (SVHN) carry more information than MNIST"] == "not testable here"
-    assert v["Natural objects (CIFAR-10) carry more information than digits"] == "held"
+    assert v["svhn-above-mnist"] == "not testable here"
+    assert v["objects-above-digits"] == "held"
 
 
 @pytest.mark.parametrize("gain, expected", [(0.002, "held"), (0.05, "did not hold")])
@@ -90,20 +91,19 @@ def test_distillation_changes_accuracy_little_means_inside_two_points(gain, expe
     d = paper_distillation()
     alone = d.teacher_width.isna()
     d["student_acc"] = np.where(alone, 0.8, 0.8 + gain + 0.001 * np.sin(np.arange(len(d))))
-    assert verdicts(distill=d)["Distillation changes the student's accuracy little"] == expected
+    assert verdicts(distill=d)["distillation-keeps-accuracy"] == expected
 
 
 def test_a_difference_within_the_spread_over_seeds_is_inconclusive():
     tasks = over_seeds(pd.DataFrame({"task": ["mnist", "fashion_mnist"], "info_bits": [100.0, 102.0],
                                      "acc": [0.9, 0.9], "confidence": [0.9, 0.9]}), ["info_bits"], 0.3)
     v = verdicts(tasks=tasks)
-    assert v["Natural objects (CIFAR-10) carry more information than digits"] == "inconclusive"
+    assert v["objects-above-digits"] == "inconclusive"
 
 
 @pytest.mark.parametrize("narrow, wide, expected", [(0.03, 0.5, "held"), (0.5, 0.03, "did not hold")])
 def test_saturation_needs_the_narrow_model_to_gain_less_than_the_wide_one(narrow, wide, expected):
-    claim = "A model's information saturates as the task grows: its capacity"
-    assert verdicts(capacity=capacity(narrow, wide))[claim] == expected
+    assert verdicts(capacity=capacity(narrow, wide))["saturation"] == expected
 
 
 def test_task_sizes_order_classes_then_examples():
@@ -125,20 +125,23 @@ def controls(privileged_gain, square_trend, wide_gain=0.5):
     squares = pd.DataFrame([{"seed": seed, "level": side, "info_bits": 500 + square_trend * side + rng.normal(0, 1)}
                             for seed in range(SEEDS) for side in (0, 8, 12, 16)])
     table = mdl_claims.controls_table(capacity(0.03, wide_gain), squares, pd.DataFrame(rows))
-    return dict(zip(table.claim, table.verdict))
+    return dict(zip(table.id, table.verdict))
 
 
 def test_positive_controls_pass_on_known_answers_and_fail_without_them():
-    assert set(controls(500, 10).values()) == {"held"}
+    v = controls(500, 10)
+    assert v["privileged-more"] == "held"
+    # three task sizes, four square sides and four alphas are too few units for a trend, whatever the answer
+    assert v["capacity"] == v["squares"] == v["privileged"] == "undecidable here"
     v = controls(0, -10, wide_gain=-0.5)
-    assert v["A teacher that saw a disjoint labelled pool transfers more at larger alpha"] != "held"
-    assert v["... and more than a teacher of the same examples as the student"] != "held"
-    assert v["A larger missing central square raises the information"] == "did not hold"
-    assert v["The widest model's information grows with the task"] != "held"
+    assert v["privileged"] != "held"
+    assert v["privileged-more"] != "held"
+    assert v["squares"] == "undecidable here"
+    assert v["capacity"] != "held"
 
 
 def test_the_most_informative_block_must_be_a_middle_one():
-    claim = "Middle blocks carry the most information; blocks near the input the highest density"
+    claim = "middle"
     ablation = paper_ablation()
     assert verdicts(ablation=ablation.assign(I=np.where(ablation.component == "block5", 10_000, ablation.I)))[claim] \
         == "did not hold"
@@ -147,7 +150,7 @@ def test_the_most_informative_block_must_be_a_middle_one():
 
 
 def test_shortcuts_are_compared_per_parameter():
-    claim = "Shortcut (residue) convolutions hold little information"
+    claim = "shortcuts"
     ablation = paper_ablation()
     # fewest bits but the most per parameter: the claim fails
     tiny = ablation.assign(n_params=np.where(ablation.component == "conv1x1 (shortcut)", 10, ablation.n_params))

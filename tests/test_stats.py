@@ -190,19 +190,6 @@ def test_paired_edge_cases():
     assert S.paired([1.0, np.nan, 3.0]).n == 2
 
 
-def test_compare_taus_needs_enough_runs_and_sees_the_better_metric():
-    rng = np.random.default_rng(6)
-    y = rng.normal(size=80)
-    good, bad = y + 0.3 * rng.normal(size=80), rng.normal(size=80)
-    r = S.compare_taus(good, bad, y, n_boot=300)
-    assert r.estimate == pytest.approx(stats.kendalltau(good, y)[0] - stats.kendalltau(bad, y)[0])
-    assert r.low > 0
-    small = S.compare_taus(good[:10], bad[:10], y[:10])
-    assert math.isnan(small.low) and "at least 20" in small.note
-
-
-# ---- series regressions ----------------------------------------------------------------------------------------
-
 def test_series_regression_against_scipy_and_a_brute_force_leave_one_out():
     rng = np.random.default_rng(0)
     x = rng.normal(size=12)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from studylib import nets
@@ -91,15 +92,18 @@ def test_concentration_runs_from_even_to_one_layer():
 def test_scale_collapse_claim_compares_the_twin_with_seed_noise():
     import pandas as pd
     rows = []
-    for seed in range(3):
+    for seed in range(6):  # six seeds: the fewest a paired test over seeds can decide on
         for layer in range(1, 7):
             rows.append({"seed": seed, "kind": "deficient twin", "layer": layer,
                          "change": 2.0 if layer == 1 else 0.01 * (seed + 1)})
             rows.append({"seed": seed, "kind": "another seed", "layer": layer, "change": 0.1 * (1 + (layer + seed) % 3)})
-    twins = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "trained": ["well", "deficient"] * 3,
-                          "test_acc": [0.85, 0.7, 0.86, 0.72, 0.84, 0.71]})
+    twins = pd.DataFrame({"seed": np.repeat(np.arange(6), 2), "trained": ["well", "deficient"] * 6,
+                          "test_acc": [0.85, 0.7, 0.86, 0.72, 0.84, 0.71] * 2})
     claim = esd_study.scale_collapse_claim({"log10 lambda_max": pd.DataFrame(rows)}, twins)
     assert claim.verdict == "held" and claim.paper == esd_study.RESPONSE
+    three = esd_study.scale_collapse_claim({"log10 lambda_max": pd.DataFrame(rows).query("seed < 3")},
+                                           twins.query("seed < 3"))
+    assert three.verdict == "undecidable here" and three.units_needed == 6
     unlearnt = twins.assign(test_acc=0.12)  # no twin learnt: no verdict
     assert esd_study.scale_collapse_claim({"log10 lambda_max": pd.DataFrame(rows)}, unlearnt).verdict == "inconclusive"
     even = pd.DataFrame(rows).assign(change=lambda d: d.change.where(d.kind == "another seed", 0.5 + 0.01 * d.seed

@@ -317,7 +317,7 @@ def scale_collapse_claim(changes: dict[str, pd.DataFrame], twins: pd.DataFrame, 
              for label, c in ((label, collapse_concentrations(frame)) for label, frame in changes.items())}
     claim = replace(claims.combine("Scale collapse: in a deficiently trained model a few layers' norms change a lot, "
                                    "the rest very little", "response to the reviewers; §5, Table 2", parts,
-                                   rule="each"), paper=RESPONSE)
+                                   rule="each", id="scale-collapse"), paper=RESPONSE)
     acc = twins.pivot(index="seed", columns="trained", values="test_acc")
     met = bool((acc.well >= 1 / 10 + LEARNT_MARGIN).all() and (acc.well > acc.deficient).all())
     return claims.precondition(claim, met, f"a well-trained twin is not {LEARNT_MARGIN:.0%} above chance or not above "
@@ -341,10 +341,11 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
     """
     pre = weight_layers(details["MiniLM-L6"]).dropna(subset=["alpha"])
     out = [
-        claims.mean_claim(pre.alpha - 6, expected_sign=-1, level=level,
+        claims.mean_claim(pre.alpha - 6, expected_sign=-1, level=level, id="heavy-tailed",
                           claim="Trained weight matrices are heavy-tailed (alpha below 6), not Marchenko-Pastur",
                           where="§3, Fig. 1", statistic="mean (alpha - 6) over MiniLM-L6 layers", unit="layers"),
         claims.mean_claim(pre.rand_num_spikes, pre.num_spikes, expected_sign=-1, level=level,
+                          id="shuffling-destroys-tail",
                           claim="Shuffling a matrix's entries destroys its heavy tail", where="§3, Fig. 1",
                           statistic="mean change in MP outliers when shuffled (MiniLM-L6)", unit="layers"),
     ]
@@ -352,13 +353,15 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
         out.append(claims.combine(
             f"Within a series, smaller metrics mean higher accuracy ({series})", "§4, Tables 1 and 5",
             {m: claims.rank_claim(group[m], group.accuracy, -1, level=level, unit="models",
-                                  statistic=f"tau ({m}, accuracy)") for m in PAPER_METRICS}, rule="each"))
+                                  statistic=f"tau ({m}, accuracy)") for m in PAPER_METRICS}, rule="each",
+            id=f"smaller-is-better-{claims.slug(series)}"))
         out.append(claims.tau_difference_claim(
             group.alpha_weighted, group.log_norm, group.accuracy, -1, level=level, unit="models",
+            id=f"alpha-weighted-beats-log-norm-{claims.slug(series)}",
             claim=f"alpha_weighted predicts accuracy better than the log norm ({series})", where="§4, Table 5",
             statistic="tau(alpha_weighted, accuracy) - tau(log_norm, accuracy)"))
     well, poor = (weight_layers(details[name]).reset_index(drop=True) for name in deficient)
-    out.append(claims.mean_claim(poor.alpha, well.alpha, expected_sign=1, level=level,
+    out.append(claims.mean_claim(poor.alpha, well.alpha, expected_sign=1, level=level, id="deficient-larger-alphas",
                                  claim=f"A deficiently trained twin has larger alphas ({deficient[1]} vs {deficient[0]})",
                                  where="§5, Fig. 5(a)", statistic="mean alpha difference, layer by layer",
                                  unit="layers"))
@@ -373,13 +376,14 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
                                 math.nan, math.nan, int(testable.sum()), p,
                                 "held" if p < 1 - level else "inconclusive",
                                 f"Shapiro-Wilk at the {1 - level:.0%} level (the one claim decided by a test, not "
-                                "an interval)", "models", level, paper=RESPONSE))
+                                "an interval)", "models", level, paper=RESPONSE, id="non-normal-errors"))
     else:
         out.append(replace(claims.not_testable(claim, where, f"series of {', '.join(map(str, sizes))} models: "
-                                               f"Shapiro-Wilk has no power below {stats.NORMALITY_MIN_N}"),
-                           paper=RESPONSE))
+                                               f"Shapiro-Wilk has no power below {stats.NORMALITY_MIN_N}",
+                                               id="non-normal-errors"), paper=RESPONSE))
     out.append(collapse)
     out.append(claims.not_testable("Correlation flow: better architectures keep alpha near 2 through depth "
                                    "(ResNet vs VGG)", "§4, Fig. 4", "needs several pre-trained architectures of one "
-                                   "task; only EfficientNet-Lite is available offline"))
+                                   "task; only EfficientNet-Lite is available offline", id="correlation-flow"))
     return claims.table(out)
+

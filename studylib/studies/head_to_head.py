@@ -7,6 +7,7 @@ the runs' cache key, so a change to a score or a verdict rule does not retrain t
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -81,24 +82,34 @@ def converged(zoo: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hparams(zoo: pd.DataFrame) -> pd.DataFrame:
-    return zoo[[*AXES, "seed"]]
+    return zoo[list(AXES)]
 
 
-def _varied(zoo: pd.DataFrame) -> list[str]:
-    return [a for a in AXES if zoo[a].nunique() > 1]
+def configurations(zoo: pd.DataFrame) -> pd.DataFrame:
+    """The converged models averaged over the seeds of each configuration, one row per configuration (with its
+    number of ``seeds``): the zoo's unit of replication. Seeds share their configuration's effect on every measure
+    and on the gap, so counting them as models would count one configuration several times (the tests measure
+    how often that says "held" on a zoo where nothing holds). Used by every score of the head-to-head chapter."""
+    models = converged(zoo)
+    numeric = [c for c in models.columns if c not in AXES and c != "seed" and pd.api.types.is_numeric_dtype(models[c])]
+    grouped = models.groupby(list(AXES), as_index=False)
+    return grouped[numeric].mean().merge(grouped.size().rename(columns={"size": "seeds"}), on=list(AXES))
 
 
-def _training(axes: list[str]) -> list[str]:
-    return [a for a in axes if a in TRAINING_AXES]
+def configuration_labels(models: pd.DataFrame) -> np.ndarray:
+    """One label per model: its configuration (every axis but the seed), the unit its claims average over."""
+    return pd.MultiIndex.from_frame(models[list(AXES)].astype(str)).factorize()[0]
 
 
-def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: int = 200, seed: int = 0) -> pd.DataFrame:
-    """One row per measure of :data:`MEASURES`, on the converged models: Kendall's tau with the
+def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 1499, cmi_perm: int = 1499,
+           seed: int = 0) -> pd.DataFrame:
+    """One row per measure of :data:`MEASURES`, on the configurations (:func:`configurations`: the converged
+    models averaged over seeds, the zoo's unit): Kendall's tau with the
     gap (``tau``, its belt), the granulated psi of every varied axis (with its interval), ``Psi`` their mean over the
     varied :data:`TRAINING_AXES` (its interval and permutation p, also Holm-adjusted over the measures), and PGDL's
     conditional mutual information ``cmi`` over every varied axis, with its permutation p (and Holm's), the null's
     quantile ``cmi_null`` and the pair of hyperparameters that sets it (``cmi_pair``); ranked by Psi."""
-    models = converged(zoo)
+    models = configurations(zoo)
     axes, hp = _varied(models), _hparams(models)
     training = _training(axes)
     gap = models[GAP].to_numpy(float)
@@ -122,11 +133,11 @@ def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 500, cmi_perm: 
     return frame
 
 
-def first_vs_second(zoo: pd.DataFrame, table: pd.DataFrame, level: float = 0.95, n_perm: int = 500,
+def first_vs_second(zoo: pd.DataFrame, table: pd.DataFrame, level: float = 0.95, n_perm: int = 1499,
                     seed: int = 0) -> stats.Estimate:
-    """Psi of the first-ranked measure of ``table`` minus the second's, paired over the same converged models
-    (:func:`studylib.judging.psi_difference`): whether the ranking separates them."""
-    models = converged(zoo)
+    """Psi of the first-ranked measure of ``table`` minus the second's, paired over the same configurations
+    (:func:`configurations`; :func:`studylib.judging.psi_difference`): whether the ranking separates them."""
+    models = configurations(zoo)
     axes = _varied(models)
     first, second = (models[m].to_numpy(float) for m in table.measure.iloc[:2])
     return judging.psi_difference(first, second, models[GAP], _hparams(models), axes, level, n_perm, seed,
@@ -166,28 +177,27 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     met = n_conv >= CONVERGED_SHARE * len(zoo)
     reason = f"only {n_conv} of {len(zoo)} models reached the training-loss target"
     noise = models.label_noise  # it moves both the measures and the gap: every trend is taken within a noise level
+    design = dict(groups=noise, units=configuration_labels(models), unit="configurations", level=level)
     tested = [
-        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, groups=noise, level=level, unit="models",
+        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, **design, id="iiw",
                                             claim="a lower IIW (Fisher estimator) goes with a smaller generalization gap (across the zoo, "
                                                   "within a noise level)",
                                             where="§1 (after Xu & Raginsky 2017; Wang et al. 2022)")),
-        (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, groups=noise, level=level,
-                                             unit="models",
+        (util_study.PAPER, claims.rank_claim(models.distance_init_final, models[GAP], +1, **design, id="final-layer",
                                              claim="the final layer's distance from its initial weights tracks the "
                                                    "generalization gap (across the zoo, within a noise level)",
                                              where="abstract; Hypothesis 2")),
-        (esd_study.PAPER, claims.rank_claim(models.esd_alpha_weighted, models.test_acc, -1, groups=noise, level=level,
-                                            unit="models",
+        (esd_study.PAPER, claims.rank_claim(models.esd_alpha_weighted, models.test_acc, -1, **design, id="alpha-hat",
                                             claim="a smaller alpha-hat goes with a higher test accuracy (across the zoo's training "
                                                   "choices, not the paper's model series; within a noise level)",
                                             where="§5, Table 1")),
-        (mi_study.PAPER, _noise_claim(models, "model_information", NOISE_CLAIM, level)),
+        (mi_study.PAPER, _noise_claim(models, "model_information", NOISE_CLAIM, level, "information")),
     ]
     return claims.table([replace(claims.precondition(c, met, reason), paper=paper) for paper, c in tested])
 
 
-#: the claims of :func:`claims_table`, in order, by the names the chapter glues them under
-CLAIM_NAMES = ("iiw", "final_layer", "alpha_hat", "information")
+#: the ids of :func:`claims_table`'s claims (the chapter glues each under its id, hyphens as underscores)
+CLAIM_IDS = ("iiw", "final-layer", "alpha-hat", "information")
 
 #: PGDL's published CMI scores (×100, the mean over the competition's public tasks; Jiang et al. 2020b): the one
 #: measure of ours it scored, and the winning entry for scale
@@ -211,26 +221,28 @@ def information_protocols(zoo: pd.DataFrame) -> pd.DataFrame:
     protocol): ``"interpolating (the zoo)"``, the zoo's weights, and ``"early-stopped (chapter 6)"``, the same
     architecture trained with Adam and early stopping on the same examples, coding the same held-out examples."""
     models = converged(zoo)
-    zoo_rows = _hparams(models).assign(protocol="interpolating (the zoo)", information=models.model_information,
+    zoo_rows = models[[*AXES, "seed"]].assign(protocol="interpolating (the zoo)", information=models.model_information,
                                        test_acc=models.test_acc)
-    early_rows = _hparams(models).assign(protocol="early-stopped (chapter 6)", information=models.early_information,
+    early_rows = models[[*AXES, "seed"]].assign(protocol="early-stopped (chapter 6)", information=models.early_information,
                                          test_acc=models.early_test_acc)
     return pd.concat([zoo_rows, early_rows], ignore_index=True)
 
 
-def _noise_claim(models: pd.DataFrame, column: str, claim: str, level: float) -> claims.Claim:
-    """Seed 003's label-noise claim for one information column: its tau with the noise within the groups of models that
-    differ in the noise only."""
+def _noise_claim(models: pd.DataFrame, column: str, claim: str, level: float, id: str) -> claims.Claim:
+    """Seed 003's label-noise claim for one information column: its tau with the noise within the groups of
+    configurations that differ in the noise only (seeds averaged)."""
     return claims.rank_claim(models[column], models.label_noise, "not positive",
-                             groups=judging.axis_groups(_hparams(models), "label_noise"), level=level, unit="models",
+                             groups=judging.axis_groups(_hparams(models), "label_noise"), level=level,
+                             units=configuration_labels(models), unit="configurations", id=id,
                              claim=claim, where="§3, Fig. 3 and Table 4",
-                             statistic="Kendall tau within pairs that differ in the noise only")
+                             statistic="Kendall tau within configurations that differ in the noise only")
 
 
 def early_information_claim(zoo: pd.DataFrame, level: float = 0.95) -> claims.Claim:
     """The model-information paper's label-noise claim under its own protocol: the early-stopped models' information
     against label noise, within groups that differ in the noise only."""
-    return _noise_claim(converged(zoo), "early_information", NOISE_CLAIM + " (early-stopped models)", level)
+    return _noise_claim(converged(zoo), "early_information", NOISE_CLAIM + " (early-stopped models)", level,
+                        "information-early")
 
 
 def axis_extremes(table: pd.DataFrame, measure: str) -> dict:
@@ -243,8 +255,8 @@ def axis_extremes(table: pd.DataFrame, measure: str) -> dict:
 
 def orientation_check(zoo: pd.DataFrame, column: str) -> tuple[float, float]:
     """The conditional mutual information of a measure and of its negative, on the converged models (the chapter's
-    exercise: the score does not depend on the orientation but for the self-pairs)."""
-    models = converged(zoo)
+    exercise: the score does not depend on the orientation but for the self-pairs), over the configurations."""
+    models = configurations(zoo)
     hp, axes = _hparams(models), _varied(models)
     return tuple(judging.conditional_mutual_information(sign * models[column], models[GAP], hp, axes) for sign in (1, -1))
 

@@ -162,63 +162,70 @@ def _by_seed(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame.pivot_table(index="seed", columns=column, values=value)
 
 
-def _task_pair(info: pd.DataFrame, larger: str, smaller: str, claim: str) -> claims.Claim:
+def _task_pair(info: pd.DataFrame, larger: str, smaller: str, claim: str, id: str) -> claims.Claim:
     """Task ``larger`` needs more information than ``smaller``: paired over seeds."""
     if larger not in info or smaller not in info:
         missing = [t for t in (larger, smaller) if t not in info]
-        return claims.not_testable(claim, "§3, Fig. 1", f"task {', '.join(missing)} not run in this profile")
-    return claims.mean_claim(info[larger], info[smaller], 1, claim=claim, where="§3, Fig. 1", unit="seeds",
+        return claims.not_testable(claim, "§3, Fig. 1", f"task {', '.join(missing)} not run in this profile", id=id)
+    return claims.mean_claim(info[larger], info[smaller], 1, claim=claim, where="§3, Fig. 1", unit="seeds", id=id,
                              statistic=f"mean information difference, {TASK_NAMES[larger]} - {TASK_NAMES[smaller]} (bits)")
 
 
 def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame, capacity: pd.DataFrame,
                  ablation: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
-    """Seed 003's claims, each decided by the claims engine over the seeds: every frame holds one row per
-    (setting, seed) (:func:`run_all`). Differences are paired by seed (t intervals); trends are
-    Kendall taus stratified by seed, so that only settings run with the same seed are compared."""
+    """Seed 003's claims, each decided by the claims engine: every frame holds one row per (setting, seed)
+    (:func:`run_all`). Differences are paired by seed (the seeds are the units; sign-flip tests); a trend's units
+    are its settings (tasks, noise levels, widths, teachers), each the mean over its seeds: the seeds of a fixed
+    setting share its effect and are not independent points of the trend."""
     info = _by_seed(tasks, "task", "info_bits")
-    out = [_task_pair(info, "cluttered_mnist", "mnist", "Street-view digits (SVHN) carry more information than MNIST"),
-           _task_pair(info, "fashion_mnist", "mnist", "Natural objects (CIFAR-10) carry more information than digits")]
+    out = [_task_pair(info, "cluttered_mnist", "mnist", "Street-view digits (SVHN) carry more information than MNIST",
+                      "svhn-above-mnist"),
+           _task_pair(info, "fashion_mnist", "mnist", "Natural objects (CIFAR-10) carry more information than digits",
+                      "objects-above-digits")]
     out.append(claims.combine("The more information a task needs, the lower accuracy and confidence", "§3, Fig. 1", {
-        f"{y}": claims.rank_claim(tasks.info_bits, tasks[y], -1, groups=tasks.seed, unit="(task, seed) runs",
-                                  statistic=f"tau (information, {y}) within seeds") for y in ("acc", "confidence")}))
+        f"{y}": claims.rank_claim(tasks.info_bits, tasks[y], -1, units=tasks.task, unit="tasks",
+                                  statistic=f"tau (information, {y}) over tasks (seeds averaged)")
+        for y in ("acc", "confidence")}, id="more-information-lower-accuracy"))
     by = {n: d for n, d in noise.groupby("noise")}
     pix = by["missing_pixels"]
-    out.append(claims.rank_claim(pix.level, pix.info_bits, 1, groups=pix.seed, unit="(level, seed) runs",
+    out.append(claims.rank_claim(pix.level, pix.info_bits, 1, units=pix.level, unit="noise levels", id="pixels",
                                  claim="Missing pixels make the task need more information", where="§3, Table 2, Fig. 3",
-                                 statistic="tau (noise level, information) within seeds"))
+                                 statistic="tau (noise level, information), seeds averaged"))
     pure = {"missing objects": by["missing_objects"], "Massart label noise": by["massart"]}
     out.append(claims.combine("Missing objects and label noise are pure noise: they do not raise the information",
                               "§3, Tables 3-4", {n: claims.rank_claim(
-                                  d.level, d.info_bits, "not positive", groups=d.seed, unit="(level, seed) runs",
-                                  statistic="tau (noise level, information) within seeds") for n, d in pure.items()}))
+                                  d.level, d.info_bits, "not positive", units=d.level, unit="noise levels",
+                                  statistic="tau (noise level, information), seeds averaged") for n, d in pure.items()},
+                              id="pure-noise-adds-nothing"))
     out.append(claims.combine("... but they lower the model's confidence", "§3, Tables 3-4", {
-        n: claims.rank_claim(d.level, d.confidence, -1, groups=d.seed, unit="(level, seed) runs",
-                             statistic="tau (noise level, confidence) within seeds") for n, d in pure.items()}))
+        n: claims.rank_claim(d.level, d.confidence, -1, units=d.level, unit="noise levels",
+                             statistic="tau (noise level, confidence), seeds averaged") for n, d in pure.items()},
+        id="pure-noise-lowers-confidence"))
     off = domains[domains.source != domains.target]
-    out.append(claims.rank_claim(off.S, -off.d1, 1, groups=off.seed, unit="(domain pair, seed) runs",
+    out.append(claims.rank_claim(off.S, -off.d1, 1, units=off.source + "/" + off.target, unit="domain pairs",
+                                 id="similarity-agrees",
                                  claim="S is a similarity that largely agrees with feature distances",
-                                 where="§4, Fig. 5", statistic="tau (S, -d1) within seeds"))
+                                 where="§4, Fig. 5", statistic="tau (S, -d1), seeds averaged"))
     out.append(_saturation(capacity))
     most = capacity.groupby(["seed", "width"]).info_bits.max().reset_index()  # over every task size
-    out.append(claims.rank_claim(most.width, most.info_bits, 1, groups=most.seed, unit="(width, seed) runs",
+    out.append(claims.rank_claim(most.width, most.info_bits, 1, units=most.width, unit="widths", id="capacity",
                                  claim="Capacity grows with the number of parameters", where="§5, Fig. 6b",
-                                 statistic="tau (width, largest information over task sizes) within seeds"))
+                                 statistic="tau (width, largest information over task sizes), seeds averaged"))
     out.append(_middle_blocks(ablation))
     out.append(_shortcuts(ablation))
     teachers = distill[distill.sweep == "teacher"].dropna(subset=["teacher_width"])  # the privileged one: a control
     alphas = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]  # at alpha = 0, I = 0 by construction
-    out.append(claims.rank_claim(teachers.teacher_width, teachers.I, 1, groups=teachers.seed, unit="(teacher, seed) runs",
-                                 claim="Larger teachers transfer more information to the student",
-                                 where="§7, Fig. 8b, Table 10", statistic="tau (teacher width, I) within seeds"))
-    out.append(claims.rank_claim(alphas.alpha, alphas.I, 1, groups=alphas.seed, unit="(alpha, seed) runs",
+    out.append(claims.rank_claim(teachers.teacher_width, teachers.I, 1, units=teachers.teacher_width, unit="teachers",
+                                 id="teachers", claim="Larger teachers transfer more information to the student",
+                                 where="§7, Fig. 8b, Table 10", statistic="tau (teacher width, I), seeds averaged"))
+    out.append(claims.rank_claim(alphas.alpha, alphas.I, 1, units=alphas.alpha, unit="alphas", id="alpha",
                                  claim="A larger distillation weight alpha transfers more information",
-                                 where="§7, Fig. 8c, Table 11", statistic="tau (alpha, I) within seeds"))
+                                 where="§7, Fig. 8c, Table 11", statistic="tau (alpha, I), seeds averaged"))
     alone = distill[(distill.sweep == "teacher") & distill.teacher_width.isna()].set_index("seed").student_acc
     taught = distill[distill.sweep.isin(["teacher", "alpha"]) & distill.teacher_width.notna() & (distill.alpha > 0)
                      ].drop_duplicates(["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
     change = 100 * (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
-    out.append(claims.mean_claim(change, expected_sign=0, negligible=2.0, unit="seeds",
+    out.append(claims.mean_claim(change, expected_sign=0, negligible=2.0, unit="seeds", id="distillation-keeps-accuracy",
                                  claim="Distillation changes the student's accuracy little", where="§7, Tables 10-11",
                                  statistic="mean change in student test accuracy over the taught settings (points)"))
     return claims.table(out)
@@ -245,7 +252,7 @@ def _saturation(capacity: pd.DataFrame) -> claims.Claim:
     steps = sorted(sized["size"].unique())[-2:]
     labels = task_sizes(capacity).set_index("size").label
     gain = wide.xs(steps[1], level="size") / wide.xs(steps[0], level="size") - 1
-    return claims.mean_claim(gain[wide.columns[-1]], gain[wide.columns[0]], 1, unit="seeds",
+    return claims.mean_claim(gain[wide.columns[-1]], gain[wide.columns[0]], 1, unit="seeds", id="saturation",
                              claim="A model's information saturates as the task grows: its capacity",
                              where="§5, Fig. 6a, Table 7",
                              statistic=f"relative gain from {labels[steps[0]]} to {labels[steps[1]]}, width "
@@ -266,19 +273,20 @@ def controls_table(capacity: pd.DataFrame, squares: pd.DataFrame, distill: pd.Da
     """
     sized = _with_size(capacity)
     widest = sized[sized.width == sized.width.max()]
-    out = [claims.rank_claim(widest["size"], widest.info_bits, 1, groups=widest.seed, unit="(task, seed) runs",
-                             claim="The widest model's information grows with the task", where="control",
-                             statistic="tau (task size, information) within seeds")]
-    out.append(claims.rank_claim(squares.level, squares.info_bits, 1, groups=squares.seed, unit="(side, seed) runs",
-                                 claim="A larger missing central square raises the information", where="sweep",
-                                 statistic="tau (side of the square, information) within seeds"))
+    out = [claims.rank_claim(widest["size"], widest.info_bits, 1, units=widest["size"], unit="task sizes",
+                             id="capacity", claim="The widest model's information grows with the task", where="control",
+                             statistic="tau (task size, information), seeds averaged")]
+    out.append(claims.rank_claim(squares.level, squares.info_bits, 1, units=squares.level, unit="square sides",
+                                 id="squares", claim="A larger missing central square raises the information",
+                                 where="sweep", statistic="tau (side of the square, information), seeds averaged"))
     privileged = distill[(distill.sweep == "privileged") & (distill.alpha > 0)]
     plain = distill[(distill.sweep == "alpha") & (distill.alpha > 0)]
     extra = (privileged.set_index(["seed", "alpha"]).I - plain.set_index(["seed", "alpha"]).I).groupby("seed").mean()
-    out.append(claims.rank_claim(privileged.alpha, privileged.I, 1, groups=privileged.seed, unit="(alpha, seed) runs",
+    out.append(claims.rank_claim(privileged.alpha, privileged.I, 1, units=privileged.alpha, unit="alphas",
+                                 id="privileged",
                                  claim="A teacher that saw a disjoint labelled pool transfers more at larger alpha",
-                                 where="control", statistic="tau (alpha, I) within seeds"))
-    out.append(claims.mean_claim(extra, expected_sign=1, unit="seeds",
+                                 where="control", statistic="tau (alpha, I), seeds averaged"))
+    out.append(claims.mean_claim(extra, expected_sign=1, unit="seeds", id="privileged-more",
                                  claim="... and more than a teacher of the same examples as the student", where="control",
                                  statistic="mean over alphas of I(privileged) - I(plain teacher) (bits)"))
     return claims.table(out)
@@ -292,7 +300,7 @@ def _middle_blocks(ablation: pd.DataFrame) -> claims.Claim:
     blocks = ablation[ablation.grouping == "block"]
     residual = [c for c in pd.unique(blocks.component) if c not in ("stem", "fc")]
     if len(residual) < 3:
-        return claims.not_testable(claim, where, "fewer than three residual blocks: no middle block")
+        return claims.not_testable(claim, where, "fewer than three residual blocks: no middle block", id="middle")
     middle, near = residual[1:-1], ["stem", residual[0]]
     info = blocks.pivot_table(index="seed", columns="component", values="I")
     density = info / blocks.pivot_table(index="seed", columns="component", values="n_params")
@@ -303,7 +311,7 @@ def _middle_blocks(ablation: pd.DataFrame) -> claims.Claim:
             statistic="mean (largest middle-block I - largest other I) (bits)"),
         "highest density near the input": claims.mean_claim(
             gap(density, near), expected_sign=1, unit="seeds",
-            statistic="mean (largest density near the input - largest other) (bits / parameter)")})
+            statistic="mean (largest density near the input - largest other) (bits / parameter)")}, id="middle")
 
 
 def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
@@ -313,11 +321,11 @@ def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
         "conv1x1 (shortcut)"
     kinds = ablation[(ablation.grouping == "kind") & ablation.component.str.startswith("conv")]
     if name not in set(kinds.component):
-        return claims.not_testable(claim, where, "the model has no shortcut convolutions")
+        return claims.not_testable(claim, where, "the model has no shortcut convolutions", id="shortcuts")
     density = (kinds.pivot_table(index="seed", columns="component", values="I")
                / kinds.pivot_table(index="seed", columns="component", values="n_params"))
     return claims.mean_claim(density[name] - density.drop(columns=name).min(axis=1), expected_sign=-1, unit="seeds",
-                             claim=claim, where=where,
+                             claim=claim, where=where, id="shortcuts",
                              statistic="mean (shortcut density - smallest other kind's) (bits / parameter)")
 
 

@@ -5,10 +5,12 @@ Used by the layer utilization and re-initialisation chapter. The metrics are in
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from .. import claims, stats
+from .. import claims, designs, stats
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs.utilization import UtilizationParams, utilization_run
@@ -196,18 +198,19 @@ def overfit_runs(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
 def length_check(grids: dict[int, pd.DataFrame], thresholds: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The statistics the verdicts rest on, after each checkpoint epoch (:func:`at_checkpoints`): does training
     longer move them? Per epoch: the share of live noisy runs over the threshold that interpolate, the
-    within-noise tau of the final layer's utilization with the gap, its difference from the first layer's, and
-    the mean test-accuracy change when the last layer of a noisy over-threshold run is reset."""
+    within-noise tau of the final layer's utilization with the gap and its difference from the first layer's (over
+    the (data set, width, noise) settings, as the claims), and the mean test-accuracy change when the last layer of a noisy over-threshold run is reset."""
     rows = []
     for epoch, runs in grids.items():
         layers = per_layer(runs)
         last = int(layers.layer.max())
         live = layers[~layers.dead].sort_values(["dataset", "width", "noise", "repeat"])
         first_l, last_l = live[live.layer == 1], live[live.layer == last]
-        cells = last_l[["dataset", "noise"]].astype(str).agg("/".join, axis=1).to_numpy()
-        tracks = stats.kendall(last_l.utilization, last_l.generalization, cells, level)
-        better = stats.compare_taus(last_l.utilization.to_numpy(), first_l.utilization.to_numpy(),
-                                    last_l.generalization.to_numpy(), cells, level)
+        design = designs.Design(SETTINGS, tuple(_setting(last_l)), tuple(_cell(last_l, "noise")))
+        as_t = lambda v: tuple(v.to_numpy(float))
+        tracks = designs.RankTest(as_t(last_l.utilization), as_t(last_l.generalization), design, level).estimate()
+        better = designs.TauDifferenceTest(as_t(last_l.utilization), as_t(first_l.utilization),
+                                           as_t(last_l.generalization), design, level).estimate()
         over = overfit_runs(runs, thresholds)
         reset = stats.paired(over.reinit_last1_test_acc - over.test_acc, level=level)
         share = f"{over.interpolates.mean():.0%}" if len(over) else "-"
@@ -219,6 +222,8 @@ def length_check(grids: dict[int, pd.DataFrame], thresholds: pd.DataFrame, level
 
 
 def _interval(e: stats.Estimate, scale: float = 1.0) -> str:
+    if math.isfinite(e.estimate) and math.isnan(e.low) and math.isfinite(e.p):  # an exact test without an interval
+        return f"{scale * e.estimate:+.2f} (p {claims.p_text(e.p)})"
     return claims.interval_text(scale * e.estimate, scale * e.low, scale * e.high)
 
 
@@ -244,17 +249,28 @@ def _cell(d: pd.DataFrame, *cols) -> pd.Series:
     return d[["dataset", *cols]].astype(str).agg("/".join, axis=1)
 
 
-def _rises_then_falls(layers: pd.DataFrame, side: pd.Series, where: str, reading: str) -> claims.Claim:
+def _setting(d: pd.DataFrame) -> pd.Series:
+    """One label per run: its (data set, width, noise) setting, the unit its claims average over (the repeats of
+    one setting share its effect: counting them as points counts one setting several times)."""
+    return _cell(d, "width", "noise")
+
+#: what a unit of the chapter's claims is, in words
+SETTINGS = "(data set, width, noise) settings"
+
+
+def _rises_then_falls(layers: pd.DataFrame, side: pd.Series, where: str, reading: str, rid: str) -> claims.Claim:
     keys = ["dataset", "width", "noise", "repeat"]
     parts = {}
     for name, sign in (("under the threshold", 1), ("over the threshold", -1)):
         # one point per run (its layers' mean utilization): a run's layers are not independent observations
         d = layers[side == name.split()[0]].groupby(keys).utilization.mean().reset_index()
-        parts[name] = (claims.rank_claim(d.width, d.utilization, sign, groups=_cell(d, "noise"), unit="live runs",
+        parts[name] = (claims.rank_claim(d.width, d.utilization, sign, groups=_cell(d, "noise"), unit=SETTINGS,
+                                         units=_setting(d),
                                          statistic="tau (width, mean utilization over layers) within (data set, "
                                                    "noise)")
                        if len(d) else claims.not_testable(name, "", "no run on this side of the threshold"))
-    return claims.combine(f"Utilization rises with width up to the threshold, then falls ({reading})", where, parts)
+    return claims.combine(f"Utilization rises with width up to the threshold, then falls ({reading})", where, parts,
+                          id=f"rises-then-falls-{rid}")
 
 
 def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFrame, settings: dict) -> pd.DataFrame:
@@ -270,24 +286,25 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
     by_layer = {i: layers[layers.layer == i].sort_values(keys) for i in (1, middle, last)}
     last_l = by_layer[last]
     out = [claims.rank_claim(last_l.noise, last_l.contribution_train_loss, 1, groups=_cell(last_l, "width"),
+                             units=_setting(last_l), id="deeper-layers-start-later",
                              claim="Deeper layers only start contributing as the data grow more complex (Hypothesis 1)",
-                             where="§3.2, §4.2, Fig. 1", unit="live runs",
+                             where="§3.2, §4.2, Fig. 1", unit=SETTINGS,
                              statistic=f"tau (noise, layer {last}'s contribution to training loss) within widths")]
     peak_gap = peak_widths(live_runs, "generalization")
-    readings = {"threshold: the smallest width that fits": thresholds,
-                "threshold: the width of the peak gap, the paper's reading": peak_gap}
-    for reading, th in readings.items():
-        out.append(_rises_then_falls(layers, side_of_threshold(layers, th), "§4.2, Fig. 2", reading))
+    readings = {"fits": ("threshold: the smallest width that fits", thresholds),
+                "peak-gap": ("threshold: the width of the peak gap, the paper's reading", peak_gap)}
+    for rid, (reading, th) in readings.items():
+        out.append(_rises_then_falls(layers, side_of_threshold(layers, th), "§4.2, Fig. 2", reading, rid))
     peaks = layers.groupby(["dataset", "noise", "layer", "width"]).utilization.mean().reset_index()
     argmax = peaks.loc[peaks.groupby(["dataset", "noise", "layer"]).utilization.idxmax()]
     widest = argmax.pivot_table(index=["dataset", "noise"], columns="layer", values="width")
-    out.append(claims.mean_claim(np.log2(widest[last]), np.log2(widest[1]), 1,
+    out.append(claims.mean_claim(np.log2(widest[last]), np.log2(widest[1]), 1, id="deeper-peak-wider",
                                  claim="Deeper layers peak at larger widths (the diagonal moves bottom-right)",
                                  where="Fig. 2 caption", unit="(data set, noise) rows",
                                  statistic=f"mean log2(peak width of layer {last} / of layer 1)"))
-    for reading, th in readings.items():
+    for rid, (reading, th) in readings.items():
         th = th.dropna(subset=["threshold_width"])
-        out.append(claims.rank_claim(th.noise, th.threshold_width, 1, groups=th.dataset,
+        out.append(claims.rank_claim(th.noise, th.threshold_width, 1, groups=th.dataset, id=f"threshold-moves-{rid}",
                                      claim=f"The interpolation threshold moves to larger widths as noise grows ({reading})",
                                      where="§4.3, Fig. 3", unit="(data set, noise) rows",
                                      statistic="tau (noise, threshold width) within data sets"))
@@ -297,7 +314,8 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
         d = {i: l.dropna(subset=[target]) for i, l in by_layer.items()}
         cells = _cell(d[last], "noise").to_numpy()
         name = "Hypothesis 2" if target == "generalization" else "Fig. 4"
-        out.append(claims.rank_claim(d[last].utilization, d[last][target], 1, groups=cells, unit="live runs",
+        out.append(claims.rank_claim(d[last].utilization, d[last][target], 1, groups=cells, unit=SETTINGS,
+                                     units=_setting(d[last]), id=f"final-layer-tracks-{claims.slug(target)}",
                                      claim=f"Final-layer utilization tracks the {label} ({name})",
                                      where="§3.2, §4.4, Fig. 4",
                                      statistic=f"tau (layer {last} utilization, {label}) within noise levels"))
@@ -306,22 +324,26 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
             "Hypothesis 1)", "§3.2, §4.4", {
                 f"layer {last} better than layer {other}": claims.tau_difference_claim(
                     d[last].utilization.to_numpy(), d[other].utilization.to_numpy(), d[last][target].to_numpy(), 1,
-                    groups=cells, statistic=f"tau(layer {last}) - tau(layer {other}) within noise levels")
-                for other in (1, middle)}))
+                    groups=cells, units=_setting(d[last]), unit=SETTINGS,
+                    statistic=f"tau(layer {last}) - tau(layer {other}) within noise levels")
+                for other in (1, middle)}, id=f"final-layer-tracks-best-{claims.slug(target)}"))
     noisy = {i: l[l.noise > 0] for i, l in by_layer.items()}
     for target, label in FIG5_TARGETS.items():
         out.append(claims.combine(f"Early layers help the {label}, deeper layers hurt it (noisy labels)", "§4.5, Fig. 5", {
             f"layer {last} hurts": claims.mean_claim(noisy[last][f"contribution_{target}"], expected_sign=-1,
-                                                     unit="live noisy runs",
+                                                     unit=SETTINGS, units=_setting(noisy[last]),
                                                      statistic=f"mean contribution of layer {last} to the {label}"),
             "layer 1 helps": claims.mean_claim(noisy[1][f"contribution_{target}"], expected_sign=1,
-                                               unit="live noisy runs",
-                                               statistic=f"mean contribution of layer 1 to the {label}")}))
+                                               unit=SETTINGS, units=_setting(noisy[1]),
+                                               statistic=f"mean contribution of layer 1 to the {label}")},
+            id=f"early-help-deep-hurt-{claims.slug(target)}"))
     over = reinit_effect(overfit_runs(runs, thresholds))
-    out.append(claims.mean_claim(over.d_loss_last1, expected_sign=-1, unit="live noisy runs over the threshold",
+    out.append(claims.mean_claim(over.d_loss_last1, expected_sign=-1, unit="noisy settings over the threshold",
+                                 units=_setting(over), id="reset-lowers-test-loss",
                                  claim="Resetting the final layer after training lowers the test loss of an overfit model",
                                  where="§4.5, Fig. 5", statistic="mean change in test loss (nats), last layer reset"))
-    out.append(claims.mean_claim(over.d_acc_last1, expected_sign=1, unit="live noisy runs over the threshold",
+    out.append(claims.mean_claim(over.d_acc_last1, expected_sign=1, unit="noisy settings over the threshold",
+                                 units=_setting(over), id="reset-raises-test-accuracy",
                                  claim="Resetting the final layers regularises after training: test accuracy rises",
                                  where="§4.5, §5", statistic="mean change in test accuracy, last layer reset"))
     met, reason = in_regime(runs, thresholds, settings)
