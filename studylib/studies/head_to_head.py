@@ -101,6 +101,14 @@ def configuration_labels(models: pd.DataFrame) -> np.ndarray:
     return pd.MultiIndex.from_frame(models[list(AXES)].astype(str)).factorize()[0]
 
 
+def _varied(zoo: pd.DataFrame) -> list[str]:
+    return [a for a in AXES if zoo[a].nunique() > 1]
+
+
+def _training(axes: list[str]) -> list[str]:
+    return [a for a in axes if a in TRAINING_AXES]
+
+
 def scores(zoo: pd.DataFrame, level: float = 0.95, n_perm: int = 1499, cmi_perm: int = 1499,
            seed: int = 0) -> pd.DataFrame:
     """One row per measure of :data:`MEASURES`, on the configurations (:func:`configurations`: the converged

@@ -246,7 +246,9 @@ PAPER = "Wang & Yang (n.d.)"
 
 
 def _cell(d: pd.DataFrame, *cols) -> pd.Series:
-    return d[["dataset", *cols]].astype(str).agg("/".join, axis=1)
+    """One label per row: its data set and ``cols`` joined by "/" (an empty series for no rows)."""
+    return pd.Series(["/".join(map(str, r)) for r in d[["dataset", *cols]].itertuples(index=False)], index=d.index,
+                     dtype=object)
 
 
 def _setting(d: pd.DataFrame) -> pd.Series:
