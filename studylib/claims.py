@@ -87,6 +87,7 @@ class Claim:
     power: float = math.nan
     planted: str = ""
     audit_reps: int = 0
+    premise_failed: bool = False
     test: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -257,7 +258,7 @@ def _decided(test, direction, negligible: float, floor: float, claim: str, where
         verdict = "undecidable here"
         reason = (f"even the strongest data of this design ({test.n_units()} {unit or 'units'}) could not come out "
                   "held; " + (f"it needs about {needed} {unit or 'units'}" if needed
-                              else f"not even {designs.MOST_UNITS_ASKED} units would do"))
+                              else f"not even {designs.MOST_UNITS_ASKED} {unit or 'units'} would do"))
     control_text = ""
     if control is not None:
         own, versus = control
@@ -349,9 +350,11 @@ def precondition(claim: Claim, met: bool, reason: str,
     """A verdict is a finding only when the claim's premise holds (e.g. the models compared actually learnt): when
     ``met`` is false, the verdicts in ``applies_to`` become "inconclusive", with ``reason`` added. A premise that
     only a refutation needs (runs in the paper's regime) applies to ``("did not hold",)``."""
-    if met or claim.verdict not in applies_to:
+    if met:
         return claim
-    return replace(claim, verdict="inconclusive", reason=f"{claim.reason}; but {reason}")
+    if claim.verdict not in applies_to:
+        return replace(claim, premise_failed=True)
+    return replace(claim, verdict="inconclusive", reason=f"{claim.reason}; but {reason}", premise_failed=True)
 
 
 def not_testable(claim: str, where: str, reason: str, *, id: str = "") -> Claim:
@@ -462,10 +465,27 @@ def _coarse(claim: Claim) -> Claim:
 
 
 def _held_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float]:
+    """The false-held rate and the power of ``claim``'s rule over ``reps`` draws. For a combined claim the nulls
+    are made one part at a time, the other parts keeping their observed verdicts, and the largest rate counts
+    (all parts null at once would multiply their rates and hide a broken part)."""
     rng = np.random.default_rng(seed)
-    false_held = sum(_rerun(claim, rng, False) == "held" for _ in range(reps)) / reps
-    power = sum(_rerun(claim, rng, True) == "held" for _ in range(reps)) / reps
-    return false_held, power
+    if claim.parts:
+        rates = []
+        for i, part in enumerate(claim.parts):
+            held = 0
+            for _ in range(reps):
+                verdicts = [p.verdict for p in claim.parts]
+                verdicts[i] = _rerun(part, rng, False)
+                held += _combined_verdict(verdicts, claim.direction) == "held"
+            rates.append(held / reps)
+        false_held = max(rates)
+    else:
+        false_held = sum(_rerun(claim, rng, False) == "held" for _ in range(reps)) / reps
+    return false_held, _power(claim, reps, rng)
+
+
+def _power(claim: Claim, reps: int, rng: np.random.Generator) -> float:
+    return sum(_rerun(claim, rng, True) == "held" for _ in range(reps)) / reps
 
 
 def _replicated(claim: Claim, k: int) -> Claim:
@@ -492,15 +512,17 @@ def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
     coarse = _coarse(claim)
     false_held, power = _held_rates(coarse, reps, seed)
     out = replace(claim, false_held=false_held, power=power, planted=_planted_text(claim), audit_reps=reps)
-    if claim.verdict != "inconclusive" or power >= 1 - claim.level or "but " in claim.reason:
-        return out  # decided, powered, or inconclusive for a failed premise (the models did not learn)
+    if (claim.verdict != "inconclusive" or power >= 1 - claim.level or claim.premise_failed
+            or not (claim.parts or math.isfinite(claim.estimate)) or "does not beat its control" in claim.reason):
+        return out  # decided, powered, without data, or inconclusive for a failed premise or its control
     k, needed = 2, 0
     while k * _units(claim) <= designs.MOST_UNITS_ASKED:
-        if _held_rates(_replicated(coarse, k), max(reps // 4, 10), seed)[1] >= 0.5:
+        if _power(_replicated(coarse, k), max(reps // 4, 10), np.random.default_rng(seed)) >= 0.5:
             needed = k * _units(claim)
             break
         k *= 2
-    need = f"about {needed} {claim.unit or 'units'}" if needed else f"more than {designs.MOST_UNITS_ASKED} units"
+    need = (f"about {needed} {claim.unit or 'units'}" if needed
+            else f"more than {designs.MOST_UNITS_ASKED} {claim.unit or 'units'}")
     return replace(out, verdict="undecidable here", units_needed=needed,
                    reason=f"{claim.reason}; and at this design the planted effect ({out.planted}) comes out held "
                           f"in only {power:.0%} of draws: it needs {need} for a power of one half")

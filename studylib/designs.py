@@ -10,8 +10,9 @@ three seeds of one configuration are one unit, not three) and decides on the uni
 - :class:`TauDifferenceTest`: "metric 1 tracks y better than metric 2", by the exact swap test over units;
 - :class:`ShareTest`: "most units do X", the exact binomial test of a share.
 
-Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the two arms of a
-pair swapped; two exchangeable noisy copies of the metrics' common ranking; a coin at the null share), with a **planted** effect of a stated size, and on the
+Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the units'
+differences centred and resampled, their skew kept; two exchangeable noisy copies of the metrics' common ranking;
+a coin at the null share), with a **planted** effect of a stated size, and on the
 **best case** (the strongest data the design allows) to tell whether it can be decided at all.
 :mod:`studylib.claims` turns the results into verdicts, the audit columns and "undecidable here".
 
@@ -29,8 +30,9 @@ from scipy import stats as scipy_stats
 
 from . import stats
 
-#: how many units a test may ask for when it says how many it would need to be decided
-MOST_UNITS_ASKED = 4096
+#: how many units a test may ask for when it says how many it would need to be decided (a swap test over more
+#: would hold too many pairs of units in memory)
+MOST_UNITS_ASKED = 512
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,14 @@ class Design:
                 object.__setattr__(self, name, tuple(np.asarray(value).tolist()))
 
 
-def _partner(y: np.ndarray, tau: float, rng: np.random.Generator) -> np.ndarray:
-    """Scores whose Kendall tau with ``y`` is ``tau`` in expectation (a Gaussian copula on y's ranks)."""
+def _partner(y: np.ndarray, tau: float, rng: np.random.Generator, strata: np.ndarray) -> np.ndarray:
+    """Scores whose Kendall tau with ``y`` is ``tau`` in expectation within each stratum (a Gaussian copula on y's
+    ranks in the stratum)."""
     rho = math.sin(math.pi * tau / 2)
-    z = scipy_stats.norm.ppf((scipy_stats.rankdata(y) - 0.5) / len(y))
+    z = np.empty(len(y))
+    for g in np.unique(strata):
+        m = np.flatnonzero(strata == g)
+        z[m] = scipy_stats.norm.ppf((scipy_stats.rankdata(y[m]) - 0.5) / len(m))
     return rho * z + math.sqrt(max(1 - rho * rho, 0.0)) * rng.standard_normal(len(y))
 
 
@@ -108,8 +114,8 @@ class RankTest:
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
         u = self._units()
-        scores = _partner(u.y.to_numpy(), effect, rng)
-        return self.estimate(_reorder_within(u.x.to_numpy(), scores, u.stratum.to_numpy()))
+        strata = u.stratum.to_numpy()
+        return self.estimate(_reorder_within(u.x.to_numpy(), _partner(u.y.to_numpy(), effect, rng, strata), strata))
 
     def best_case(self, direction: str) -> stats.Estimate:
         """Perfect concordance (or discordance) in every stratum; for "none", an observed tau of 0."""
@@ -117,7 +123,8 @@ class RankTest:
         sign = _sign(direction)
         if sign:
             return self.estimate(_reorder_within(u.x.to_numpy(), sign * u.y.to_numpy(), u.stratum.to_numpy()))
-        return stats.kendall_at(0.0, u.groupby("stratum").size().tolist(), self.level)
+        sizes = u.groupby("stratum").size()
+        return stats.kendall_at(0.0, sizes[sizes >= 2].tolist() or [len(u)], self.level)
 
     def replicated(self, k: int) -> "RankTest":
         return replace(self, x=self.x * k, y=self.y * k, design=_replicated(self.design, len(self.x), k))
@@ -155,8 +162,10 @@ class PairedTest:
         return est if self.b is None else replace(est, statistic="mean difference")
 
     def null(self, rng: np.random.Generator) -> stats.Estimate:
+        """The units' differences centred on 0 and drawn with replacement: a null with the data's own skew (a
+        sign flip would make it symmetric, the one case the sign-flip test is exact for)."""
         d = self.differences()
-        return self.estimate(d * rng.choice([-1.0, 1.0], len(d)))
+        return self.estimate(rng.choice(d - d.mean(), len(d)))
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
         d = self.differences()
@@ -213,12 +222,17 @@ class TauDifferenceTest:
                                       x2=common + spread * rng.standard_normal(len(u))))
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
-        """x1 redrawn to track y at tau(x2, y) + ``effect`` (at most 1)."""
+        """x1 redrawn to track y at tau(x2, y) + ``effect``; where that passes ±1, x2 redrawn too, ``effect``
+        below x1's, so that the planted difference is ``effect`` whatever x2 already does."""
         u = self._units()
+        strata, y = u.stratum.to_numpy(), u.y.to_numpy()
         base = stats.kendall_tau(u.x2, u.y)
-        target = float(np.clip((0.0 if not math.isfinite(base) else base) + effect, -1, 1))
-        scores = _partner(u.y.to_numpy(), target, rng)
-        return self.estimate(u.assign(x1=_reorder_within(u.x1.to_numpy(), scores, u.stratum.to_numpy())))
+        base = 0.0 if not math.isfinite(base) else base
+        first = float(np.clip(base + effect, -1, 1))
+        u = u.assign(x1=_reorder_within(u.x1.to_numpy(), _partner(y, first, rng, strata), strata))
+        if abs(first - base) < abs(effect) - 1e-9:
+            u = u.assign(x2=_reorder_within(u.x2.to_numpy(), _partner(y, first - effect, rng, strata), strata))
+        return self.estimate(u)
 
     def best_case(self, direction: str) -> stats.Estimate:
         u = self._units()
@@ -238,7 +252,7 @@ class TauDifferenceTest:
 @dataclass(frozen=True)
 class ShareTest:
     """The share of units where something happened, minus ``null``, by the exact binomial test
-    (:func:`studylib.stats.proportion`); a unit's value is the mean of its rows, rounded (most of its rows)."""
+    (:func:`studylib.stats.proportion`); a unit's value is the majority of its rows (a tied unit does not vote)."""
     successes: tuple
     null_share: float
     design: Design
@@ -250,7 +264,8 @@ class ShareTest:
     def _unit_shares(self) -> np.ndarray:
         s = pd.DataFrame({"s": np.asarray(self.successes, float)}).dropna()
         units = None if self.design.units is None else np.asarray(self.design.units)[s.index]
-        return np.round(stats.unit_means(s, units).s.to_numpy())
+        share = stats.unit_means(s, units).s.to_numpy()
+        return (share[share != 0.5] > 0.5).astype(float)  # a tied unit does not vote
 
     def _shares(self) -> np.ndarray:
         return self._unit_shares.copy()

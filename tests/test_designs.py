@@ -175,3 +175,42 @@ def test_replicated_designs_keep_their_strata_and_make_new_units():
 def test_a_rule_is_broken_only_beyond_the_audits_monte_carlo_error():
     assert not claims.broken(0.06, 200)  # 12 of 200: within the error of a 5% rule
     assert claims.broken(0.15, 200) and not claims.broken(0.0, 200) and not claims.broken(float("nan"), 0)
+
+
+def test_the_audit_sees_a_one_sample_claim_on_skewed_data():
+    """Sign flips assume symmetric differences; the audit's null keeps the data's own skew, so a rule that says
+    "held" too often on such data shows it (a lognormal sample shifted to mean 0)."""
+    rng = np.random.default_rng(7)
+    d = rng.lognormal(0, 1.5, 8)
+    d = d - d.mean() - 0.01
+    c = claims.audit(claims.mean_claim(d, expected_sign=-1, id="skew"), reps=200)
+    assert c.false_held > 0.05
+
+
+def test_degenerate_designs_give_verdicts_not_errors():
+    x, y = np.arange(9.0), np.arange(9.0) % 4
+    c = claims.rank_claim(x, y, 0, groups=["a"] * 4 + ["b"] * 4 + ["c"], id="one-unit-stratum")
+    assert c.verdict in claims.VERDICTS
+    tied = claims.share_claim([1, 0] * 10, -1, units=np.repeat(np.arange(10), 2), id="ties")
+    assert tied.n == 0 and tied.verdict == "inconclusive"  # a tied unit does not vote
+    frame = stats.unit_means(__import__("pandas").DataFrame({"x": [1.0, np.nan], "y": [0.0, 10.0]}), [0, 0])
+    assert frame.x.tolist() == [1.0] and frame.y.tolist() == [0.0]  # x and y from the same rows
+    with pytest.raises(ValueError, match="missing labels"):
+        stats.unit_means(__import__("pandas").DataFrame({"x": [1.0, 2.0]}), [0, None])
+
+
+def test_a_combined_claim_is_audited_one_part_at_a_time():
+    rng = np.random.default_rng(8)
+    x = np.arange(40.0)
+    strong = claims.rank_claim(x, x + 3 * rng.normal(size=40), 1, id="strong")
+    weak = claims.rank_claim(x, x + 3 * rng.normal(size=40), 1, id="weak")
+    both = claims.audit(claims.combine("both", "w", {"a": strong, "b": weak}, id="both"), reps=100)
+    alone = claims.audit(strong, reps=100)
+    assert both.false_held >= 0.5 * alone.false_held  # not the product of the parts' rates
+
+
+def test_a_failed_premise_keeps_an_inconclusive_claim_from_becoming_undecidable():
+    rng = np.random.default_rng(9)
+    c = claims.rank_claim(rng.normal(size=12), rng.normal(size=12), 1, groups=np.repeat(np.arange(4), 3), id="p")
+    kept = claims.audit(claims.precondition(c, False, "the models did not converge"), reps=40)
+    assert kept.verdict == c.verdict and kept.premise_failed

@@ -209,7 +209,7 @@ def test_iiw_taylor_error_glued_values(book_root):
     assert g["iiw3_gauss_scale_1"] != "0%"            # ... a covariance change does
     assert g["iiw3_err_small_max"] < 0.01             # the second-order term is the small-t limit
     assert g["iiw3_iiw_check"] < 1e-6                 # t = 1 with the empirical Fisher is chapter 1's IIW / 2n
-    assert g["iiw3_claims_total"] == 4 and 0 <= g["iiw3_claims_held"] <= 4
+    assert g["iiw3_claims_total"] == 3 and 0 <= g["iiw3_claims_held"] <= 3
 
 
 @pytest.mark.slow
@@ -265,11 +265,12 @@ def test_verdicts_page_counts_every_chapters_claims(book_root):
 @pytest.mark.slow
 def test_no_claim_of_the_book_says_held_on_its_own_nulls_too_often(book_root):
     """Every audited claim of the executed chapters: its rule comes out "held" on at most 5% of its own nulls
-    (beyond the audit's Monte-Carlo error), and every claim a chapter publishes carries an audit or a reason why
-    not (no data: not testable here)."""
+    (beyond the audit's Monte-Carlo error). Claims without data (the quick profile's unlearnt IIW cells, a
+    one-seed difference) carry no audit."""
     verdicts = claims.collect(book_root / "book" / "notebooks")
     audited = verdicts[verdicts.false_held.notna()]
-    assert len(audited) >= len(verdicts) // 2
+    assert len(audited) > 0 and set(audited.chapter) >= {"03_iiw_taylor_error", "04_layer_utilization",
+                                                         "05_esd_audit", "07_head_to_head"}
     broken = [f"{r.id}: {r.false_held:.1%} of {r.audit_reps}" for r in audited.itertuples()
               if claims.broken(r.false_held, r.audit_reps)]
     assert not broken, broken

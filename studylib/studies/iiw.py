@@ -459,7 +459,7 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
     first estimator against the last reference (the reference code's prior, when measured). Only the (model, task)
     cells whose pre-trained runs learnt count (:func:`learnt_tasks`)."""
     kept, reason = _learnt_only(runs)
-    acc = kept.pivot_table(index=PAIR, columns="init", values="final_test_acc")
+    acc = kept.pivot_table(index=PAIR, columns="init", values="final_test_acc", dropna=False)
     out = [claims.mean_claim(_column(acc, "pre-trained"), _column(acc, "random"), expected_sign=1,
                              id="higher-accuracy",
                              claim="Pre-trained models reach higher test accuracy", where="Table 1, §3.2",
@@ -625,11 +625,12 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
     kept = runs.merge(ft_runs[["model", "task"]].drop_duplicates(), on=["model", "task"])
     keys = kept[PAIR + ["variant"]].drop_duplicates()
     epochs, taus = epochs.merge(keys, on=list(keys)), taus.merge(keys, on=list(keys))
-    fall = taus.pivot_table(index=PAIR, columns="variant", values="drop_after_peak")
+    fall = taus.pivot_table(index=PAIR, columns="variant", values="drop_after_peak", dropna=False)
     tracked = epochs[(epochs.epoch > 0)]
     run_id = _labels(tracked, ["model", "task", "seed", "variant"])
     col = total(estimator, reference)
-    ft = kept[kept.init == "pre-trained"].pivot_table(index=PAIR, columns="method", values=[col, "final_test_acc"])
+    ft = kept[kept.init == "pre-trained"].pivot_table(index=PAIR, columns="method", values=[col, "final_test_acc"],
+                                                      dropna=False)
     d_log_iiw = _log_ratio(_column(ft, (col, "lpft")), _column(ft, (col, "ft")))
     d_acc = _column(ft, ("final_test_acc", "lpft")) - _column(ft, ("final_test_acc", "ft"))
     agree = np.where(np.sign(d_acc) != 0, -np.sign(d_log_iiw) == np.sign(d_acc), np.nan)  # accuracy ties: no vote
@@ -655,7 +656,7 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
     ]
     if reference != "init":
         start = epochs[(epochs.epoch == 0) & epochs.variant.isin(["pre-trained FT", "random FT"])]
-        first = start.pivot_table(index=PAIR, columns="variant", values="iiw")
+        first = start.pivot_table(index=PAIR, columns="variant", values="iiw", dropna=False)
         start = start.merge(kept[PAIR + ["variant", "final_test_acc"]], on=PAIR + ["variant"])
         out += [
             claims.mean_claim(_log_ratio(_column(first, "pre-trained FT"), _column(first, "random FT")), expected_sign=-1,
