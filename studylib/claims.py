@@ -221,8 +221,7 @@ def _verdict(estimate: stats.Estimate, test, direction: str, negligible: float, 
 def _decidable(test, direction: str, negligible: float, floor: float) -> tuple[bool, int]:
     """Whether the strongest data of this design could come out "held", and if not, about how many units would
     let it (the design replicated until it can, in whole copies; 0 when even ``designs.MOST_UNITS_ASKED`` cannot)."""
-    if hasattr(test, "flips"):
-        test = replace(test, flips=AUDIT_FLIPS)
+    test = _coarse_test(test)
     if test.n_units() == 0:
         return True, 0  # no data to decide: the verdict says so ("inconclusive", with the estimate's note)
     if _verdict(test.best_case(direction), test, direction, negligible, floor)[0] == "held":
@@ -275,7 +274,7 @@ def _decided(test, direction, negligible: float, floor: float, claim: str, where
                  negligible=negligible, floor=floor, control=control_text, units_needed=needed, test=test)
 
 
-def _design(unit: str, units, strata, rows: int) -> designs.Design:
+def _design(unit: str, units, strata) -> designs.Design:
     return designs.Design(unit or "points", None if units is None else tuple(units),
                           None if strata is None else tuple(strata))
 
@@ -290,7 +289,7 @@ def rank_claim(x, y, expected_sign, groups=None, level: float = 0.95, claim: str
     negative control (same rows): held needs tau(x, y) to beat tau(control, y) (the swap test). ``floor``: the
     noise floor of the tau. Used by every chapter."""
     _direction(expected_sign)
-    design = _design(unit, units, groups, len(x))
+    design = _design(unit, units, groups)
     test = designs.RankTest(tuple(np.asarray(x, float)), tuple(np.asarray(y, float)), design, level)
     pair = None
     if control is not None:
@@ -308,7 +307,7 @@ def mean_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "",
     same difference on the claim's negative control: held needs the difference to beat the control's, unit by
     unit. ``floor``: the noise floor of the mean. Used by every chapter."""
     _direction(expected_sign)
-    design = _design(unit, units, None, len(a))
+    design = _design(unit, units, None)
     arm = lambda v: None if v is None else tuple(np.asarray(v, float))
     test = designs.PairedTest(arm(a), arm(b), design, level)
     pair = None
@@ -328,7 +327,7 @@ def share_claim(successes, expected_sign, null: float = 0.5, level: float = 0.95
     a unit counting as its majority) relative to ``null`` (the statistic is the share minus ``null``), decided by
     the exact interval of :func:`studylib.stats.proportion`. Used by the IIW fine-tuning chapter."""
     _direction(expected_sign)
-    test = designs.ShareTest(tuple(np.asarray(successes, float)), null, _design(unit, units, None, len(successes)),
+    test = designs.ShareTest(tuple(np.asarray(successes, float)), null, _design(unit, units, None),
                              level)
     return _decided(test, expected_sign, negligible, 0.0, claim, where, id, unit, f"{statistic} - {null:g}")
 
@@ -341,7 +340,7 @@ def tau_difference_claim(x1, x2, y, expected_sign=1, groups=None, level: float =
     :func:`studylib.stats.swap_tau_difference`. Used by the utilization and ESD chapters."""
     _direction(expected_sign)
     as_t = lambda v: tuple(np.asarray(v, float))
-    test = designs.TauDifferenceTest(as_t(x1), as_t(x2), as_t(y), _design(unit, units, groups, len(y)), level)
+    test = designs.TauDifferenceTest(as_t(x1), as_t(x2), as_t(y), _design(unit, units, groups), level)
     return _decided(test, expected_sign, 0.0, 0.0, claim, where, id, unit, statistic)
 
 
@@ -456,12 +455,15 @@ def _auditable(claim: Claim) -> bool:
     return claim.test is not None or any(_auditable(p) for p in claim.parts)
 
 
+def _coarse_test(test):
+    """``test`` with ``AUDIT_FLIPS`` sign flips or swaps (exact up to 10 units), for reruns that need only verdicts."""
+    return replace(test, flips=AUDIT_FLIPS) if hasattr(test, "flips") else test
+
+
 def _coarse(claim: Claim) -> Claim:
-    """``claim`` with tests of ``AUDIT_FLIPS`` sign flips or swaps (exact up to 10 units): the audit's reruns."""
-    test = claim.test
-    if test is not None and hasattr(test, "flips"):
-        test = replace(test, flips=AUDIT_FLIPS)
-    return replace(claim, test=test, parts=[_coarse(p) for p in claim.parts])
+    """``claim`` with coarse tests (:func:`_coarse_test`): the audit's reruns."""
+    return replace(claim, test=None if claim.test is None else _coarse_test(claim.test),
+                   parts=[_coarse(p) for p in claim.parts])
 
 
 def _held_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float]:
