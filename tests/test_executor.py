@@ -35,8 +35,11 @@ def test_the_same_run_gives_identical_weights_with_one_and_two_workers(tmp_path)
     assert not all(torch.equal(unruled[k], serial[0]["weights"][k]) for k in unruled)  # ... rounds otherwise
 
 
+# A kernel installs Python's SIGINT handler while a cell runs (ipykernel's pre_handler_hook); the script does the same,
+# since a process started as a background job of a non-interactive shell (`make test &`) inherits SIGINT ignored.
 INTERRUPTED = """
-import os, sys
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from studylib.platform.executor import run_grid
 import gridtasks
