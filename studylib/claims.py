@@ -673,3 +673,76 @@ def collect(folder: Path | None = None) -> pd.DataFrame:
         raise FileNotFoundError(f"no executed chapter with stored claims in {folder or executed_dir()}: run the "
                                 "chapters first (`python -m studylib run-all`)")
     return pd.DataFrame(rows)
+
+
+#: the verdicts a replication build must repeat
+DECISIVE = ("held", "did not hold")
+
+
+def collect_replication(profile: str) -> tuple[pd.DataFrame | None, str]:
+    """The claims of the replication build (``book/replication``, made by ``run-all --replication``) whose chapters
+    ran on ``profile`` with the replication's seeds, or None when there are none; and a sentence on that build.
+    Used by the verdicts page."""
+    from .platform import notebooks
+    folder = notebooks.replication_dir()
+    if not any(folder.glob("*.ipynb")):
+        return None, ""
+    rows = notebooks.provenance(folder, profile, replication=True)
+    ok = {r["notebook"] for r in rows if r["state"] == "ok"}
+    try:
+        found = collect(folder)
+    except FileNotFoundError:
+        return None, ""
+    found = found[found.chapter.isin(ok)]
+    return (found if len(found) else None), notebooks.provenance_statement(rows, profile, replication=True)
+
+
+def replicate(first: pd.DataFrame, second: pd.DataFrame | None) -> pd.DataFrame:
+    """The book's claims (``first``, from :func:`collect`) checked against a replication build's (``second``: the
+    chapters run again with other seeds, ``run-all --replication``; None when there is none), matched by claim id.
+
+    Adds ``replication``: ``"replicated"`` (the same verdict), ``"unstable"`` or ``"not replicated"`` (no such claim
+    in ``second``) for each "held" or "did not hold"; ``""`` for other verdicts, which need no replication. An
+    unstable verdict counts with the inconclusive ones: its verdict becomes "inconclusive" and its reason says what
+    the two builds found. ``first_verdict`` and ``second_verdict`` keep both builds' verdicts. Used by the verdicts
+    page."""
+    out = first.copy()
+    out["first_verdict"] = out.verdict
+    again = {} if second is None else dict(zip(second.id, second.verdict))
+    if len(again) != (0 if second is None else len(second)):
+        raise ValueError("the replication build's claim ids are not unique")
+    out["second_verdict"] = [again.get(i, "") for i in out.id]
+    decisive = out.first_verdict.isin(DECISIVE)
+    same = out.first_verdict == out.second_verdict
+    missing = out.second_verdict == ""
+    out["replication"] = np.select([~decisive, missing, same], ["", "not replicated", "replicated"], "unstable")
+    unstable = out.replication == "unstable"
+    out.loc[unstable, "reason"] = [f"unstable: {a} here, {b} on other seeds; {r}" for a, b, r in
+                                   zip(out.first_verdict[unstable], out.second_verdict[unstable],
+                                       out.reason[unstable])]
+    out.loc[unstable, "verdict"] = "inconclusive"
+    return out
+
+
+def replication_text(verdicts: pd.DataFrame) -> str:
+    """One sentence on a replication check (:func:`replicate`): how many decisive verdicts it repeated, which it
+    found unstable, and which it could not check."""
+    status = verdicts.replication
+    decisive = int((status != "").sum())
+    if not decisive:
+        return "No claim is held or did not hold, so there is no verdict to replicate."
+    if (status[status != ""] == "not replicated").all():
+        return (f"No replication build is present, so none of the {decisive} decisive verdicts has been checked on "
+                "other seeds (`python -m studylib run-all --replication` makes one, about as long as the book's "
+                "own build).")
+    parts = [f"{int((status == 'replicated').sum())} of the {decisive} decisive verdicts came out the same on other "
+             "seeds"]
+    unstable = verdicts[status == "unstable"]
+    if len(unstable):
+        listed = "; ".join(f"{i} ({a} here, {b} there)" for i, a, b in
+                           zip(unstable.id, unstable.first_verdict, unstable.second_verdict))
+        parts.append(f"{len(unstable)} did not and count{'s' * (len(unstable) == 1)} as inconclusive: {listed}")
+    if (status == "not replicated").any():
+        absent = int((status == "not replicated").sum())
+        parts.append(f"{absent} {'was' if absent == 1 else 'were'} not in the replication build")
+    return "; ".join(parts) + "."

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from studylib import claims
@@ -193,3 +194,44 @@ def test_a_premise_for_refutations_only_leaves_other_verdicts_alone():
     assert claims.precondition(held, False, "short runs", ("did not hold",)).verdict == "held"
     changed = claims.precondition(refuted, False, "short runs", ("did not hold",))
     assert changed.verdict == "inconclusive" and changed.reason.endswith("but short runs")
+
+
+def test_a_verdict_that_another_build_does_not_repeat_counts_as_inconclusive():
+    first = pd.DataFrame({"id": ["a:x", "a:y", "b:z", "b:w", "c:v"],
+                          "verdict": ["held", "did not hold", "held", "inconclusive", "held"],
+                          "reason": ["r"] * 5})
+    second = pd.DataFrame({"id": ["a:x", "a:y", "b:z", "b:w"],
+                           "verdict": ["held", "inconclusive", "did not hold", "held"]})
+    got = claims.replicate(first, second)
+    assert list(got.replication) == ["replicated", "unstable", "unstable", "", "not replicated"]
+    assert list(got.verdict) == ["held", "inconclusive", "inconclusive", "inconclusive", "held"]
+    assert got.reason[1] == "unstable: did not hold here, inconclusive on other seeds; r"
+    text = claims.replication_text(got)
+    assert text.startswith("1 of the 4 decisive verdicts came out the same") and "a:y (did not hold here, inconclusive there)" in text
+    assert text.endswith("1 was not in the replication build.")
+    alone = claims.replicate(first, None)
+    assert list(alone.verdict) == list(first.verdict) and "No replication build is present" in claims.replication_text(alone)
+    with pytest.raises(ValueError, match="not unique"):
+        claims.replicate(first, pd.concat([second, second]))
+
+
+def test_the_replication_build_counts_only_chapters_run_on_its_seeds(tmp_path, monkeypatch):
+    import json
+    import nbformat
+    from studylib.platform import notebooks
+    monkeypatch.setattr(notebooks, "replication_dir", lambda: tmp_path)
+    assert claims.collect_replication("quick") == (None, "")
+    names = [n for n in notebooks.notebook_names() if n != "99_verdicts"]
+    for name, overrides in ((names[0], notebooks.replication_overrides(names[0], "quick")), (names[1], {})):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["studylib"] = {"profile": "quick", "overrides": overrides, "completed": True}
+        cell = nbformat.v4.new_code_cell("")
+        records = [{"id": f"{name}:c", "claim": "c", "verdict": "held"}]
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": repr(json.dumps(records))},
+                                               metadata={"scrapbook": {"name": "ch_claims_records", "mime_prefix": ""}})]
+        nb.cells.append(cell)
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    found, text = claims.collect_replication("quick")
+    assert list(found.chapter) == [names[0]]  # the chapter run on the book's own seed is no replication
+    assert text.startswith(f"The replication build: 1 of its {len(names)} chapters ran on the quick profile")
+    assert f"chapter {int(names[1][:2])} ran with SEED=" in text

@@ -68,6 +68,24 @@ def test_the_book_names_every_chapter_that_is_missing_failed_or_ran_otherwise(tm
     assert text.startswith("These numbers are not those of the quick book: chapter 1") and "SEED=3" in text
 
 
+def test_a_replication_build_runs_every_chapter_on_seeds_disjoint_from_the_books(tmp_path, monkeypatch):
+    names = [n for n in notebooks_run.notebook_names() if n != "99_verdicts"]
+    calls = []
+    monkeypatch.setattr(notebooks_run, "run_notebook", lambda name, profile, overrides=None, **kw: calls.append(
+        (name, profile, overrides, kw.get("out_dir"))))
+    assert main(["run-all", "--profile", "quick", "--replication"]) == 0
+    assert [c[0] for c in calls] == names  # not the verdicts page
+    for name, profile, overrides, out in calls:
+        own = notebooks_run.resolve_values(name, "quick", {})["SEED"]
+        assert overrides == {"SEED": own + 1000} and out == notebooks_run.replication_dir() and profile == "quick"
+    for name in names:  # its provenance: the shifted SEED is what a replication chapter should have
+        _chapter(tmp_path, name, overrides=notebooks_run.replication_overrides(name, "quick"))
+    _chapter(tmp_path, names[0])  # the book's own seed
+    states = {r["notebook"]: (r["state"], r["detail"]) for r in notebooks_run.provenance(tmp_path, "quick", replication=True)}
+    own = notebooks_run.resolve_values(names[0], "quick", {})["SEED"]
+    assert states[names[0]] == ("other parameters", f"ran with SEED={own}") and states[names[1]] == ("ok", "")
+
+
 def test_a_failed_rerun_leaves_the_executed_chapter_as_it_was(tmp_path, monkeypatch):
     good = tmp_path / "out" / f"{NB}.ipynb"
     good.parent.mkdir()

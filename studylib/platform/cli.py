@@ -1,7 +1,7 @@
 """The study's command line: ``python -m studylib COMMAND``.
 
     run NOTEBOOK [--profile P] [-p NAME VALUE ...] [--force] [--out DIR]   execute one notebook
-    run-all [--profile P] [--force]                           execute every notebook
+    run-all [--profile P] [--force] [--replication]           execute every notebook
     book [--no-strict] [--student]                            build the HTML book (--student: without solutions)
     cache list [--long] | cache clean (--name N | --stale | --corrupt | --all)   inspect / clean the run cache
     assets list | assets install [NAME ...] [--force]         the offline data and weights
@@ -40,9 +40,15 @@ def _run_all(args) -> None:
     names = notebooks_run.notebook_names()
     if args.force:  # one execution: a run recomputed by one chapter is read, not recomputed, by the next
         os.environ.setdefault(cache.FORCE_SINCE, str(time.time()))
+    if args.replication:  # the chapters again on other seeds, for the verdicts page's replication check
+        names = [n for n in names if n != "99_verdicts"]
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        notebooks_run.run_notebook(name, args.profile, force=args.force, progress_bar=True)
+        if args.replication:
+            notebooks_run.run_notebook(name, args.profile, notebooks_run.replication_overrides(name, args.profile),
+                                       out_dir=notebooks_run.replication_dir(), force=args.force, progress_bar=True)
+        else:
+            notebooks_run.run_notebook(name, args.profile, force=args.force, progress_bar=True)
 
 
 def _cache(args) -> None:
@@ -108,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run-all", help="execute every notebook")
     p.add_argument("--profile", default="standard", choices=PROFILES, help="parameter profile (default: standard)")
     p.add_argument("--force", action="store_true", help="recompute cached runs")
+    p.add_argument("--replication", action="store_true",
+                   help="run every chapter again with SEED + 1000 into book/replication/; the verdicts page then "
+                        "marks a verdict that changes as unstable")
     p.set_defaults(fn=_run_all)
     p = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     p.add_argument("--no-strict", dest="strict", action="store_false")
