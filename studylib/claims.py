@@ -39,6 +39,8 @@ from . import designs, stats
 
 #: the verdicts, in the order the tables count them
 VERDICTS = ("held", "partly held", "did not hold", "inconclusive", "undecidable here", "not testable here")
+#: the verdicts that decide a claim one way or the other (a replication build must repeat them)
+DECISIVE = ("held", "did not hold")
 #: what a claim asserts about its statistic: above 0, below 0, none (inside the negligible band), not below minus
 #: the band, or not above plus the band
 DIRECTIONS = {1: "positive", -1: "negative", 0: "none", "positive": "positive", "negative": "negative",
@@ -47,6 +49,11 @@ DIRECTIONS = {1: "positive", -1: "negative", 0: "none", "positive": "positive", 
 AUDIT_REPS = 200
 #: sign flips or swaps per test in the audit's reruns (all of them up to 10 units)
 AUDIT_FLIPS = 1024
+#: the most a claim's rule may say "held" on its own nulls
+FALSE_HELD_LIMIT = 0.05
+#: an audit whose false-held rate is over the limit but within its Monte-Carlo error is run again with this many
+#: times the nulls, so that a rule is judged broken (:func:`broken`) or not on enough of them
+AUDIT_RECHECK = 5
 #: the planted effect of the audit, per kind of test, in the statistic's units: a tau of 0.5, a difference of taus
 #: of 0.5, a share 0.3 away from the null; a mean difference of one standard deviation of the units' differences
 PLANTED = {"rank": 0.5, "tau difference": 0.5, "share": 0.3}
@@ -300,16 +307,18 @@ def rank_claim(x, y, expected_sign, groups=None, level: float = 0.95, claim: str
 
 def mean_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "", where: str = "",
                negligible: float = 0.0, unit: str = "", statistic: str | None = None, *, id: str = "",
-               units=None, control=None, floor: float = 0.0) -> Claim:
+               units=None, control=None, floor: float = 0.0, paired: bool = False) -> Claim:
     """A claim about the mean of ``a - b`` over units (or of ``a``; ``units``: one label per row, rows of a unit
     averaged), decided by the exact sign-flip test and its interval (:func:`studylib.stats.sign_flip`): below 6
-    units it is undecidable at 95%. ``control``: ``(a_control, b_control)`` (``b_control`` may be None), the
+    units it is undecidable at 95%. ``paired``: ``a`` alone holds the differences or log ratios of two arms
+    matched within each unit (the audit's null swaps the arms, as when ``b`` is given; otherwise it keeps the
+    skew of the values of ``a``, which the test assumes symmetric). ``control``: ``(a_control, b_control)`` (``b_control`` may be None), the
     same difference on the claim's negative control: held needs the difference to beat the control's, unit by
     unit. ``floor``: the noise floor of the mean. Used by every chapter."""
     _direction(expected_sign)
     design = _design(unit, units, None)
     arm = lambda v: None if v is None else tuple(np.asarray(v, float))
-    test = designs.PairedTest(arm(a), arm(b), design, level)
+    test = designs.PairedTest(arm(a), arm(b), design, level, arms=paired)
     pair = None
     if control is not None:
         ca, cb = control
@@ -506,14 +515,24 @@ def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
     ``power``, the share of ``reps`` draws with a planted effect (:data:`PLANTED`; for a claim of
     :data:`BOUNDED`, no effect) that it calls "held". An inconclusive claim whose power is below ``1 - level`` cannot come out held at this design even
     when the effect is there: it becomes "undecidable here", with about how many units would give a power of
-    one half (the design replicated, ``reps`` / 4 draws per try). Claims without data (not testable here) are
-    returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
+    one half (the design replicated, ``reps`` / 4 draws per try). A false-held rate over
+    :data:`FALSE_HELD_LIMIT` is measured again on :data:`AUDIT_RECHECK` times the nulls; a decided claim whose rule
+    is then :func:`broken` becomes "inconclusive": its test is not valid on its data. Claims without data (not
+    testable here) are returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
     reps = AUDIT_REPS if reps is None else reps
     if not _auditable(claim) or claim.verdict == "not testable here" or _units(claim) < 2:
         return claim
     coarse = _coarse(claim)
     false_held, power = _held_rates(coarse, reps, seed)
+    if false_held > FALSE_HELD_LIMIT and not broken(false_held, reps):  # over the limit, within the audit's error
+        reps *= AUDIT_RECHECK
+        false_held, power = _held_rates(coarse, reps, seed)
     out = replace(claim, false_held=false_held, power=power, planted=_planted_text(claim), audit_reps=reps)
+    if broken(false_held, reps) and claim.verdict in DECISIVE + ("partly held",):
+        return replace(out, verdict="inconclusive",
+                       reason=f"{claim.reason}; but its test is not valid on this data: it comes out held on "
+                              f"{false_held:.0%} of {reps} nulls of its own design (more than "
+                              f"{FALSE_HELD_LIMIT:.0%}), so its {claim.verdict!r} is no finding")
     if (claim.verdict != "inconclusive" or power >= 1 - claim.level or claim.premise_failed
             or not (claim.parts or math.isfinite(claim.estimate)) or "does not beat its control" in claim.reason):
         return out  # decided, powered, without data, or inconclusive for a failed premise or its control
@@ -571,8 +590,6 @@ def audit_text(claim: Claim) -> str:
     return f"false held {claim.false_held:.0%}, power {claim.power:.0%} (planted: {claim.planted})"
 
 
-#: the most a claim's rule may say "held" on its own nulls
-FALSE_HELD_LIMIT = 0.05
 
 
 def broken(false_held: float, reps: int, limit: float = FALSE_HELD_LIMIT) -> bool:
@@ -673,10 +690,6 @@ def collect(folder: Path | None = None) -> pd.DataFrame:
         raise FileNotFoundError(f"no executed chapter with stored claims in {folder or executed_dir()}: run the "
                                 "chapters first (`python -m studylib run-all`)")
     return pd.DataFrame(rows)
-
-
-#: the verdicts a replication build must repeat
-DECISIVE = ("held", "did not hold")
 
 
 def collect_replication(profile: str) -> tuple[pd.DataFrame | None, str]:

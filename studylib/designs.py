@@ -10,8 +10,9 @@ three seeds of one configuration are one unit, not three) and decides on the uni
 - :class:`TauDifferenceTest`: "metric 1 tracks y better than metric 2", by the exact swap test over units;
 - :class:`ShareTest`: "most units do X", the exact binomial test of a share.
 
-Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the units'
-differences centred and resampled, their skew kept; two exchangeable noisy copies of the metrics' common ranking;
+Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the two arms of
+each unit swapped at random, or, for one sample against a fixed value, its values centred and resampled, their
+skew kept; two exchangeable noisy copies of the metrics' common ranking;
 a coin at the null share), with a **planted** effect of a stated size, and on the
 **best case** (the strongest data the design allows) to tell whether it can be decided at all.
 :mod:`studylib.claims` turns the results into verdicts, the audit columns and "undecidable here".
@@ -136,11 +137,13 @@ class RankTest:
 @dataclass(frozen=True)
 class PairedTest:
     """The mean over units of ``a - b`` (``b`` None: of ``a``), by the exact sign-flip test
-    (:func:`studylib.stats.sign_flip`); strata are not used (each unit is its own pair)."""
+    (:func:`studylib.stats.sign_flip`); strata are not used (each unit is its own pair). ``arms``: ``a`` holds
+    the differences (or log ratios) of two arms matched within each unit, as when ``b`` is given."""
     a: tuple
     b: tuple | None
     design: Design
     level: float = 0.95
+    arms: bool = False
 
     flips: int = stats.RANDOM_FLIPS
 
@@ -162,9 +165,13 @@ class PairedTest:
         return est if self.b is None else replace(est, statistic="mean difference")
 
     def null(self, rng: np.random.Generator) -> stats.Estimate:
-        """The units' differences centred on 0 and drawn with replacement: a null with the data's own skew (a
-        sign flip would make it symmetric, the one case the sign-flip test is exact for)."""
+        """Two arms (``b`` given, or ``arms``): the arms swapped at random within each unit, which flips the sign
+        of its difference (the null of no effect, under which the test is exact). One sample against a fixed
+        value: the units' values centred on 0 and drawn with replacement, a null with the data's own skew, which
+        the test's symmetry assumption may not survive."""
         d = self.differences()
+        if self.b is not None or self.arms:
+            return self.estimate(rng.choice([-1.0, 1.0], len(d)) * d)
         return self.estimate(rng.choice(d - d.mean(), len(d)))
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:

@@ -446,8 +446,8 @@ def sign_flip(a, b=None, level: float = 0.95, seed: int = 0, flips: int = RANDOM
     units the null "a and b are exchangeable within each unit" (the same treatment twice) makes the differences
     symmetric, so the test is exact under it whatever the arms' skew. For one sample (``b`` omitted), or arms that
     are not exchangeable, it assumes the differences symmetric: skewed differences with mean 0 come out "held"
-    more often than the level says (30% at n = 8 on a lognormal), which the claims' audit measures on a null
-    resampled from the data's own centred differences (:class:`studylib.designs.PairedTest`). At n units the
+    more often than the level says (30% at n = 8 on a lognormal), which the claims' audit of a one-sample claim
+    measures on a null resampled from the data's own centred values (:class:`studylib.designs.PairedTest`). At n units the
     smallest reachable p is
     2 / 2^n, so from 6 units on a 5% test can reject; below, the interval is unbounded (-inf, inf) and the
     claim is undecidable at this n (:mod:`studylib.designs` says so). Exact over the 2^n sign vectors while 2^n

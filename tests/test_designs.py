@@ -187,6 +187,31 @@ def test_the_audit_sees_a_one_sample_claim_on_skewed_data():
     assert c.false_held > 0.05
 
 
+def test_a_rule_broken_on_its_own_data_decides_nothing():
+    """Eight pairs near -2 and one at +2: the sign-flip test says "held", but a sample of this shape with mean 0
+    comes out held in about a third of draws (the rare large value is missing from them): no finding."""
+    d = np.array([-2.0, -2.2, -1.8, -2.5, -1.9, -2.1, -2.3, -1.7, 2.0])
+    c = claims.mean_claim(d, expected_sign=-1, id="skew")
+    assert c.verdict == "held"
+    audited = claims.audit(c, reps=200)
+    assert audited.verdict == "inconclusive" and "is no finding" in audited.reason and claims.broken(
+        audited.false_held, audited.audit_reps)
+    # the same values as differences of two exchangeable arms: the null swaps the arms, the test is exact
+    arms = claims.audit(claims.mean_claim(d, expected_sign=-1, id="arms", paired=True), reps=200)
+    assert arms.verdict == "held" and arms.false_held <= 0.05
+
+
+def test_a_false_held_rate_just_over_the_limit_is_measured_again_on_more_nulls(monkeypatch):
+    calls = []
+
+    def rates(claim, reps, seed):  # the first audit just over the limit (7% of 40: within its error)
+        calls.append(reps)
+        return (0.075, 0.9) if len(calls) == 1 else (0.03, 0.9)
+    monkeypatch.setattr(claims, "_held_rates", rates)
+    c = claims.audit(claims.mean_claim(np.linspace(1, 2, 8), expected_sign=1, id="x"), reps=40)
+    assert calls == [40, 40 * claims.AUDIT_RECHECK] and c.audit_reps == 40 * claims.AUDIT_RECHECK
+
+
 def test_degenerate_designs_give_verdicts_not_errors():
     x, y = np.arange(9.0), np.arange(9.0) % 4
     c = claims.rank_claim(x, y, 0, groups=["a"] * 4 + ["b"] * 4 + ["c"], id="one-unit-stratum")

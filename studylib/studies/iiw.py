@@ -243,13 +243,20 @@ def final_layerwise(runs: pd.DataFrame, estimator: str, reference: str) -> pd.Da
 #: the IIW chapters' source, as the verdicts page names it
 PAPER = "Anonymous (n.d.), IIW of pre-trained language models"
 PAIR = ["model", "task", "seed"]
+#: the unit of the IIW claims: a (model, task) cell, its seeds averaged (seeds of one task share that task)
+CELL_UNIT = "(model, task) cells"
+
+
+def _cells(index: pd.Index) -> list[str]:
+    """The (model, task) cell of each row of a frame indexed by :data:`PAIR`: the unit its claims average over."""
+    return [f"{m} / {t}" for m, t in zip(index.get_level_values("model"), index.get_level_values("task"))]
 
 
 def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str, versus: str = "random") -> np.ndarray:
     """log(IIW pre-trained / IIW ``versus``) of every matched (model, task, seed) pair of ``runs`` (``versus``: a
-    label of :data:`INITS`)."""
+    label of :data:`INITS`), indexed by :data:`PAIR`."""
     wide = runs.pivot_table(index=PAIR, columns="init", values=total(estimator, reference))
-    return _log_ratio(_column(wide, "pre-trained"), _column(wide, versus))
+    return pd.Series(_log_ratio(_column(wide, "pre-trained"), _column(wide, versus)), index=wide.index, dtype=float)
 
 
 def _final_factors(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
@@ -454,24 +461,26 @@ def ratio_by_reference(runs: pd.DataFrame, estimators: list[str], references: li
 
 def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str]) -> pd.DataFrame:
     """Seed 000's claims about pre-trained vs random models (§3.2, Table 1, Fig. 1), each decided by a paired
-    comparison over matched (model, task, seed) runs: t intervals of log IIW ratios and of accuracy differences.
+    comparison of log IIW ratios or accuracy differences over (model, task) cells, the matched (model, task, seed)
+    pairs of a cell averaged first (seeds of one task are not independent samples of tasks).
     "Lower IIW" is tested with every estimator against every reference theta_0; the layer-wise claims with the
     first estimator against the last reference (the reference code's prior, when measured). Only the (model, task)
     cells whose pre-trained runs learnt count (:func:`learnt_tasks`)."""
     kept, reason = _learnt_only(runs)
     acc = kept.pivot_table(index=PAIR, columns="init", values="final_test_acc", dropna=False)
     out = [claims.mean_claim(_column(acc, "pre-trained"), _column(acc, "random"), expected_sign=1,
-                             id="higher-accuracy",
+                             id="higher-accuracy", units=_cells(acc.index),
                              claim="Pre-trained models reach higher test accuracy", where="Table 1, §3.2",
-                             statistic="mean accuracy difference", unit="(model, task, seed) pairs")]
+                             statistic="mean accuracy difference", unit=CELL_UNIT)]
     for estimator in estimators:
         for reference in references:
+            ratio = _iiw_log_ratio(kept, estimator, reference)
             out.append(claims.mean_claim(
-                _iiw_log_ratio(kept, estimator, reference), expected_sign=-1,
+                ratio, expected_sign=-1, units=_cells(ratio.index), paired=True,
                 id=f"lower-iiw-{claims.slug(estimator)}-{claims.slug(reference)}",
                 claim="Pre-trained models have lower IIW than randomly initialised ones", where="Table 1, §3.2",
                 statistic=f"mean log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
-                unit="(model, task, seed) pairs"))
+                unit=CELL_UNIT))
     estimator, reference = estimators[0], references[-1]
     layerwise = final_layerwise(kept, estimator, reference)
     if len(layerwise):
@@ -481,21 +490,22 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
         others = pre.drop(columns="classifier").max(axis=1)
         ratios = (_log_ratio(pre["classifier"], others), _log_ratio(rnd["embedding"], rnd[layers].median(axis=1)),
                   _log_ratio(pre["embedding"], pre["layer_0"]))
+        units = (_cells(pre.index), _cells(rnd.index), _cells(pre.index))
     else:
-        ratios = ([], [], [])
+        ratios = units = ([], [], [])
     where = f"{estimator}, {REFERENCE_NAMES[reference]}"
     out += [
-        claims.mean_claim(ratios[0], expected_sign=1, id="head-highest-iiw",
+        claims.mean_claim(ratios[0], expected_sign=1, id="head-highest-iiw", units=units[0], paired=True,
                           claim="In pre-trained models the head (fc) has the highest IIW of all groups",
-                          where="Fig. 1, §3.2", unit="pre-trained runs",
+                          where="Fig. 1, §3.2", unit=CELL_UNIT,
                           statistic=f"mean log(IIW classifier / largest other group), {where}"),
-        claims.mean_claim(ratios[1], expected_sign=1, id="random-embedding-high",
+        claims.mean_claim(ratios[1], expected_sign=1, id="random-embedding-high", units=units[1], paired=True,
                           claim="In random models the embedding IIW is high (above the median layer)",
                           where="Fig. 1, §3.2", statistic=f"mean log(IIW embedding / median layer), {where}",
-                          unit="random runs"),
-        claims.mean_claim(ratios[2], expected_sign=1, id="embedding-above-layer-0",
+                          unit=CELL_UNIT),
+        claims.mean_claim(ratios[2], expected_sign=1, id="embedding-above-layer-0", units=units[2], paired=True,
                           claim="In pre-trained models the embedding IIW exceeds layer 0's",
-                          where="§3.2", statistic=f"mean log(IIW embedding / layer 0), {where}", unit="pre-trained runs"),
+                          where="§3.2", statistic=f"mean log(IIW embedding / layer 0), {where}", unit=CELL_UNIT),
     ]
     return claims.table(_on_learnt(out, kept, reason))
 
@@ -639,11 +649,12 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
             "Pre-trained models go through memorisation then forgetting (IIW rises, then falls); randomly "
             "initialised ones do not", "Fig. 2, §3.3", {
                 f"pre-trained FT: IIW falls after its peak by more than {FORGETTING_DROP:.0%}": claims.mean_claim(
-                    _column(fall, "pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit="(model, task, seed) runs",
+                    _column(fall, "pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit=CELL_UNIT,
+                    units=_cells(fall.index),
                     statistic=f"mean fall of IIW after its peak - {FORGETTING_DROP:.0%}, {estimator}, {ref}"),
                 f"random FT: IIW falls after its peak by at most {FORGETTING_DROP:.0%}": claims.mean_claim(
                     _column(fall, "random FT"), expected_sign="not positive", negligible=FORGETTING_DROP,
-                    unit="(model, task, seed) runs", statistic=f"mean fall of IIW after its peak, {estimator}, {ref}")},
+                    unit=CELL_UNIT, units=_cells(fall.index), statistic=f"mean fall of IIW after its peak, {estimator}, {ref}")},
             id=f"forgetting-phase-{suffix}"),
         claims.rank_claim(tracked.iiw, tracked.test_acc, "not negative", groups=run_id, id=f"epochs-{suffix}",
                           claim="Lower IIW does not reliably go with better accuracy across epochs",
@@ -651,7 +662,7 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
                           unit="epochs"),
         claims.share_claim(agree, expected_sign="not positive", negligible=0.25, id=f"lpft-pairs-{suffix}",
                            claim="Between FT and LP-FT, the lower-IIW model is not reliably the more accurate",
-                           where="Table 2, §3.4", unit="(model, task, seed) pairs",
+                           where="Table 2, §3.4", unit=CELL_UNIT, units=_cells(ft.index),
                            statistic=f"share of pairs where the lower-IIW model is the more accurate ({estimator}, {ref})"),
     ]
     if reference != "init":
@@ -660,9 +671,9 @@ def claims_table_finetuning(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.D
         start = start.merge(kept[PAIR + ["variant", "final_test_acc"]], on=PAIR + ["variant"])
         out += [
             claims.mean_claim(_log_ratio(_column(first, "pre-trained FT"), _column(first, "random FT")), expected_sign=-1,
-                              id=f"start-lower-{suffix}",
+                              id=f"start-lower-{suffix}", units=_cells(first.index), paired=True,
                               claim="Pre-trained models start fine-tuning with lower IIW than random ones",
-                              where="Fig. 2, §3.3", unit="(model, task, seed) pairs",
+                              where="Fig. 2, §3.3", unit=CELL_UNIT,
                               statistic=f"mean log(IIW pre-trained / IIW random) at epoch 0, {estimator}, {ref}"),
             claims.rank_claim(start.iiw, start.final_test_acc, expected_sign=-1, id=f"start-predicts-{suffix}",
                               groups=_labels(start, ["model", "task"]),
