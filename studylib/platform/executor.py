@@ -13,6 +13,7 @@ from cache, time left) and one summary line when it is done (:mod:`studylib.plat
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -83,8 +84,11 @@ def _run_local(fn, tasks, workers, desc, tracker):
     results: list[Any] = [None] * len(tasks)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                initargs=(threads,))
+    # At most one task per worker is submitted: a pool feeds its workers from a queue that cancel_futures cannot
+    # empty, so a worker whose task just failed would start the next queued one before the grid stops.
+    queue = iter(enumerate(tasks))
     try:
-        pending = {pool.submit(fn, **task): i for i, task in enumerate(tasks)}
+        pending = {pool.submit(fn, **task): i for i, task in itertools.islice(queue, workers)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -93,6 +97,8 @@ def _run_local(fn, tasks, workers, desc, tracker):
                     raise _failed(desc, tasks[i], fut.exception()) from fut.exception()
                 results[i] = fut.result()
                 tracker.step(_from_cache(results[i]))
+            for i, task in itertools.islice(queue, len(done)):
+                pending[pool.submit(fn, **task)] = i
     except BaseException:  # a failed task or an interrupt: nothing more runs
         _terminate(pool)
         raise
