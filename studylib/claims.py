@@ -746,8 +746,8 @@ def replication_text(verdicts: pd.DataFrame) -> str:
         return "No claim is held or did not hold, so there is no verdict to replicate."
     if (status[status != ""] == "not replicated").all():
         return (f"No replication build is present, so none of the {decisive} decisive verdicts has been checked on "
-                "other seeds (`python -m studylib run-all --replication` makes one, about as long as the book's "
-                "own build).")
+                "other seeds (the command python -m studylib run-all --replication makes one, in about as long as "
+                "the book's own build).")
     parts = [f"{int((status == 'replicated').sum())} of the {decisive} decisive verdicts came out the same on other "
              "seeds"]
     unstable = verdicts[status == "unstable"]

@@ -1,6 +1,7 @@
 """Every notebook executed with the quick profile, read back through its glued values; the book built
 from them, strictly, and opened in headless Chromium."""
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -258,8 +259,11 @@ def test_verdicts_page_counts_every_chapters_claims(book_root):
     assert g["verdicts_total"] == sum(totals.values()) and len(totals) == 7
     assert sum(g[f"verdicts_{v.replace(' ', '_')}"] for v in claims.VERDICTS) == g["verdicts_total"]
     assert g["verdicts_coverage_min"] >= 0.9
-    # the same records the chapters published, none retyped
+    # the same records the chapters published, none retyped; the introduction's rows sum to the total
     assert len(claims.collect(folder)) == g["verdicts_total"]
+    rows = [g[f"verdicts_summary_{k}"] for k in ("01", "02", "03", "04", "05", "06", "07")]
+    assert sum(int(n) for row in rows for n in re.findall(r"(\d+) [a-z]", row)) == g["verdicts_total"]
+    assert g["verdicts_replication"]  # no replication build in a test: it says so
 
 
 @pytest.mark.slow
