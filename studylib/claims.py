@@ -334,7 +334,7 @@ def share_claim(successes, expected_sign, null: float = 0.5, level: float = 0.95
                 units=None) -> Claim:
     """A claim about the share of true values in ``successes`` (one per row; ``units`` averages rows into units,
     a unit counting as its majority) relative to ``null`` (the statistic is the share minus ``null``), decided by
-    the exact interval of :func:`studylib.stats.proportion`. Used by the IIW fine-tuning chapter."""
+    the exact interval of :func:`studylib.stats.proportion`. Used by the IIW fine-tuning and ESD chapters."""
     _direction(expected_sign)
     test = designs.ShareTest(tuple(np.asarray(successes, float)), null, _design(unit, units, None),
                              level)
