@@ -517,8 +517,8 @@ def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
     when the effect is there: it becomes "undecidable here", with about how many units would give a power of
     one half (the design replicated, ``reps`` / 4 draws per try). A false-held rate over
     :data:`FALSE_HELD_LIMIT` is measured again on :data:`AUDIT_RECHECK` times the nulls; a decided claim whose rule
-    is then :func:`broken` becomes "inconclusive": its test is not valid on its data. Claims without data (not
-    testable here) are returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
+    is then :func:`broken` becomes "inconclusive" (any other says so in its reason): its test is not valid on its
+    data. Claims without data (not testable here) are returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
     reps = AUDIT_REPS if reps is None else reps
     if not _auditable(claim) or claim.verdict == "not testable here" or _units(claim) < 2:
         return claim
@@ -528,11 +528,13 @@ def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
         reps *= AUDIT_RECHECK
         false_held, power = _held_rates(coarse, reps, seed)
     out = replace(claim, false_held=false_held, power=power, planted=_planted_text(claim), audit_reps=reps)
-    if broken(false_held, reps) and claim.verdict in DECISIVE + ("partly held",):
-        return replace(out, verdict="inconclusive",
-                       reason=f"{claim.reason}; but its test is not valid on this data: it comes out held on "
-                              f"{false_held:.0%} of {reps} nulls of its own design (more than "
-                              f"{FALSE_HELD_LIMIT:.0%}), so its {claim.verdict!r} is no finding")
+    if broken(false_held, reps):
+        invalid = (f"its test is not valid on this data: it comes out held on {false_held:.0%} of {reps} nulls of "
+                   f"its own design (more than {FALSE_HELD_LIMIT:.0%})")
+        if claim.verdict in DECISIVE + ("partly held",):
+            return replace(out, verdict="inconclusive",
+                           reason=f"{claim.reason}; but {invalid}, so its {claim.verdict!r} is no finding")
+        return replace(out, reason=f"{claim.reason}; and {invalid}")
     if (claim.verdict != "inconclusive" or power >= 1 - claim.level or claim.premise_failed
             or not (claim.parts or math.isfinite(claim.estimate)) or "does not beat its control" in claim.reason):
         return out  # decided, powered, without data, or inconclusive for a failed premise or its control

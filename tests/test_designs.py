@@ -196,6 +196,9 @@ def test_a_rule_broken_on_its_own_data_decides_nothing():
     audited = claims.audit(c, reps=200)
     assert audited.verdict == "inconclusive" and "is no finding" in audited.reason and claims.broken(
         audited.false_held, audited.audit_reps)
+    # an inconclusive claim on a broken rule says so
+    unsure = claims.audit(claims.mean_claim(d / 3 + 0.4, expected_sign=-1, id="unsure"), reps=200)
+    assert unsure.verdict == "inconclusive" and "its test is not valid on this data" in unsure.reason
     # the same values as differences of two exchangeable arms: the null swaps the arms, the test is exact
     arms = claims.audit(claims.mean_claim(d, expected_sign=-1, id="arms", paired=True), reps=200)
     assert arms.verdict == "held" and arms.false_held <= 0.05
