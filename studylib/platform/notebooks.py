@@ -265,10 +265,12 @@ def provenance_statement(rows: list[dict], profile: str = "standard", replicatio
     otherwise are left out of the check."""
     odd = [r for r in rows if r["state"] != "ok"]
     if replication:
-        done = f"{len(rows) - len(odd)} of its {len(rows)} chapters ran on the {profile} profile with SEED + " \
-               f"{REPLICATION_SEED_SHIFT}"
-        listed = "; ".join(f"chapter {int(r['notebook'][:2])} {r['detail']}" for r in odd)
-        return f"The replication build: {done}" + (f"; left out: {listed}." if odd else ".")
+        done = [int(r["notebook"][:2]) for r in rows if r["state"] == "ok"]
+        shown = ", ".join(map(str, done[:-1])) + (" and " if len(done) > 1 else "") + str(done[-1]) if done else "none"
+        listed = "; ".join(f"chapter {int(r['notebook'][:2])} {r['detail']}" for r in odd if r["state"] != "missing")
+        return (f"The replication build (the chapters again on the {profile} profile with SEED + "
+                f"{REPLICATION_SEED_SHIFT}) holds chapter{'s' * (len(done) != 1)} {shown}"
+                + (f"; left out, as run otherwise: {listed}." if listed else "."))
     if not odd:
         return (f"All {len(rows)} chapters behind these numbers ran to completion on the {profile} profile with its "
                 "default parameters.")
