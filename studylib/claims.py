@@ -639,13 +639,22 @@ def records(frame: pd.DataFrame, paper: str, **extra) -> list[dict]:
 
 def worked_example(verdicts: pd.DataFrame) -> dict:
     """The verdicts page's worked example, from the collected claims (:func:`collect`): the first held claim
-    with a bounded interval and an audit (else the first audited claim), as one record with its chapter."""
+    with a bounded interval and an audit that shows its rule at work (power of at least one half), else the first
+    held one, else the first audited claim, as one record with its chapter."""
     audited = verdicts[verdicts.false_held.notna()] if "false_held" in verdicts else verdicts.iloc[:0]
     if audited.empty:
         raise ValueError("no collected claim carries an audit: run the chapters with this version of studylib")
     bounded = audited[(audited.verdict == "held") & np.isfinite(audited.low.astype(float))
                       & np.isfinite(audited.high.astype(float))]
-    return (bounded if len(bounded) else audited).iloc[0].to_dict()
+    powered = bounded[bounded.power.astype(float) >= 0.5]
+    return next(f for f in (powered, bounded, audited) if len(f)).iloc[0].to_dict()
+
+
+def standing_rules(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The audited claims (:func:`collect`) whose rule passed its audit (not :func:`broken`): the verdicts page
+    gives their largest false-held rate, and counts the others apart."""
+    audited = verdicts[verdicts.false_held.notna()]
+    return audited[[not broken(f, int(r)) for f, r in zip(audited.false_held, audited.audit_reps)]]
 
 
 def summary(verdicts) -> str:

@@ -236,3 +236,11 @@ def test_the_replication_build_counts_only_chapters_run_on_its_seeds(tmp_path, m
     assert text.startswith(f"The replication build (the chapters again on the quick profile with SEED + 1000) "
                            f"holds chapter {int(names[0][:2])}; left out, as run otherwise: chapter "
                            f"{int(names[1][:2])} ran with SEED=")
+
+
+def test_the_worked_example_shows_a_rule_at_work_and_broken_rules_are_counted_apart():
+    rows = pd.DataFrame({"id": ["a:weak", "a:strong", "a:broken"], "verdict": ["held", "held", "inconclusive"],
+                         "low": [0.1, 0.2, -1.0], "high": [0.5, 0.6, 1.0], "false_held": [0.02, 0.03, 0.15],
+                         "power": [0.08, 0.9, 0.5], "audit_reps": [200, 200, 200]})
+    assert claims.worked_example(rows)["id"] == "a:strong"  # a held claim whose audit could have found an effect
+    assert list(claims.standing_rules(rows).id) == ["a:weak", "a:strong"]
