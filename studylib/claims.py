@@ -592,8 +592,6 @@ def audit_text(claim: Claim) -> str:
     return f"false held {claim.false_held:.0%}, power {claim.power:.0%} (planted: {claim.planted})"
 
 
-
-
 def broken(false_held: float, reps: int, limit: float = FALSE_HELD_LIMIT) -> bool:
     """Whether a rule says "held" on its own nulls more than ``limit`` of the time, beyond the audit's Monte-Carlo
     error: the one-sided 99% Clopper-Pearson lower bound of its false-held rate over ``reps`` nulls lies above

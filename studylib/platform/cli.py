@@ -42,13 +42,12 @@ def _run_all(args) -> None:
         os.environ.setdefault(cache.FORCE_SINCE, str(time.time()))
     if args.replication:  # the chapters again on other seeds, for the verdicts page's replication check
         names = [n for n in names if n != "99_verdicts"]
+    out_dir = notebooks_run.replication_dir() if args.replication else None
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        if args.replication:
-            notebooks_run.run_notebook(name, args.profile, notebooks_run.replication_overrides(name, args.profile),
-                                       out_dir=notebooks_run.replication_dir(), force=args.force, progress_bar=True)
-        else:
-            notebooks_run.run_notebook(name, args.profile, force=args.force, progress_bar=True)
+        overrides = notebooks_run.replication_overrides(name, args.profile) if args.replication else {}
+        notebooks_run.run_notebook(name, args.profile, overrides, out_dir=out_dir, force=args.force,
+                                   progress_bar=True)
 
 
 def _cache(args) -> None:

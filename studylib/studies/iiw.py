@@ -249,10 +249,10 @@ CELL_UNIT = "(model, task) cells"
 
 def _cells(index: pd.Index) -> list[str]:
     """The (model, task) cell of each row of a frame indexed by :data:`PAIR`: the unit its claims average over."""
-    return [f"{m} / {t}" for m, t in zip(index.get_level_values("model"), index.get_level_values("task"))]
+    return _labels(index.to_frame(index=False), ["model", "task"])
 
 
-def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str, versus: str = "random") -> np.ndarray:
+def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str, versus: str = "random") -> pd.Series:
     """log(IIW pre-trained / IIW ``versus``) of every matched (model, task, seed) pair of ``runs`` (``versus``: a
     label of :data:`INITS`), indexed by :data:`PAIR`."""
     wide = runs.pivot_table(index=PAIR, columns="init", values=total(estimator, reference))
