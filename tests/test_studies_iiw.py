@@ -4,7 +4,10 @@ import pytest
 
 from studylib import claims
 from studylib.runs import finetune
-from studylib.studies import iiw as iiw_study
+from studylib.studies import iiw_finetuning as finetuning
+from studylib.studies import iiw_grid as grid
+from studylib.studies import iiw_pretrained as pretrained
+from studylib.studies import iiw_taylor as taylor_study
 
 
 def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_pre=0.9):
@@ -33,40 +36,40 @@ def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_p
 @pytest.fixture(autouse=True)
 def balanced_test_sets(monkeypatch):
     """The fake runs have no data split to re-read: two balanced classes."""
-    monkeypatch.setattr(iiw_study, "baselines",
+    monkeypatch.setattr(grid, "baselines",
                         lambda runs: pd.DataFrame({"chance": 0.5, "majority": 0.5}, index=runs.index))
 
 
 def test_layerwise_and_claims_on_a_case_where_every_claim_holds():
     runs = fake_runs()
-    layerwise = iiw_study.final_layerwise(runs, "fisher", "prior_fresh")
+    layerwise = grid.final_layerwise(runs, "fisher", "prior_fresh")
     assert set(layerwise.group) == {"embedding", "layer_0", "layer_1", "classifier"} and len(layerwise) == 18 * 4
-    six_tasks = iiw_study.claims_table(fake_runs(tasks=tuple("abcdef")), ["fisher"], ["init", "prior_fresh"])
+    six_tasks = pretrained.claims_table(fake_runs(tasks=tuple("abcdef")), ["fisher"], ["init", "prior_fresh"])
     assert six_tasks.verdict.tolist() == ["held"] * 6 and set(six_tasks.n) == {6}
     # the unit is the (model, task) cell: three tasks x three seeds are three units, which no sign-flip test at 95%
     # can decide, however large and consistent the difference
-    table = iiw_study.claims_table(runs, ["fisher"], ["init", "prior_fresh"])
+    table = pretrained.claims_table(runs, ["fisher"], ["init", "prior_fresh"])
     assert set(table.verdict) == {"undecidable here"} and set(table.n) == {3}
     assert all(c.units_needed >= 6 and c.unit == "(model, task) cells" for c in table.attrs["claims"])
-    cells = iiw_study.learnt_tasks(runs)
+    cells = grid.learnt_tasks(runs)
     assert cells.learnt.all() and (cells.majority == 0.5).all() and len(cells) == 3
-    ratio = iiw_study.ratio_by_reference(runs, ["fisher"], ["init", "prior_fresh"])
+    ratio = pretrained.ratio_by_reference(runs, ["fisher"], ["init", "prior_fresh"])
     assert (ratio["mean"].round(1) == -1.0).all() and (ratio["pairs"] == 9).all()
 
 
 def test_runs_that_did_not_learn_give_no_verdict():
-    table = iiw_study.claims_table(fake_runs(acc_pre=0.5), ["fisher"], ["init"])
+    table = pretrained.claims_table(fake_runs(acc_pre=0.5), ["fisher"], ["init"])
     assert set(table.verdict) == {"inconclusive"} and "did not learn" in table.reason[0]
-    assert not iiw_study.learnt_tasks(fake_runs(acc_pre=0.5)).learnt.any()
+    assert not grid.learnt_tasks(fake_runs(acc_pre=0.5)).learnt.any()
 
 
 def test_one_seed_per_cell_gives_no_verdict_however_large_the_difference():
-    table = iiw_study.claims_table(fake_runs(seeds=(0,)), ["fisher"], ["init"])
+    table = pretrained.claims_table(fake_runs(seeds=(0,)), ["fisher"], ["init"])
     assert set(table.verdict) == {"inconclusive"}  # one seed cannot show a cell learnt
 
 
 def test_paper_table1_is_complete():
-    t = iiw_study.PAPER_TABLE1
+    t = pretrained.PAPER_TABLE1
     assert len(t) == 7 * 3 * 2 and set(t.init) == {"pre-trained", "random"}
     pre = t[t.init == "pre-trained"].set_index(["task", "model"]).test_acc
     rnd = t[t.init == "random"].set_index(["task", "model"]).test_acc
@@ -74,10 +77,10 @@ def test_paper_table1_is_complete():
 
 
 def test_two_phase_rule():
-    assert iiw_study.two_phase([1, 3, 2.5])            # peak at epoch 2, last 17% below it
-    assert not iiw_study.two_phase([1, 2, 3])          # still rising
-    assert not iiw_study.two_phase([1, 3, 2.9])        # less than 5% below the peak
-    assert not iiw_study.two_phase([3, 1])             # too few epochs to tell
+    assert finetuning.two_phase([1, 3, 2.5])            # peak at epoch 2, last 17% below it
+    assert not finetuning.two_phase([1, 2, 3])          # still rising
+    assert not finetuning.two_phase([1, 3, 2.9])        # less than 5% below the peak
+    assert not finetuning.two_phase([3, 1])             # too few epochs to tell
 
 
 def _taylor_claims(q2_moved, error_small, error_t1):
@@ -88,7 +91,7 @@ def _taylor_claims(q2_moved, error_small, error_t1):
     t = np.array([0.01, 0.1, 0.2, 0.4, 0.7, 1.0])
     paths = [pd.DataFrame({"t": t, "rel_error": np.sign(e) * abs(s) * (abs(e) / abs(s)) ** np.log10(t * 10).clip(0)})
              for s, e in zip(error_small, error_t1)]
-    table = iiw_study.claims_table_taylor(summary, paths)
+    table = taylor_study.claims_table(summary, paths)
     return dict(zip(table.id, table.verdict))
 
 
@@ -117,15 +120,15 @@ def test_finetuning_claims_read_matched_runs():
             runs.append({"model": "m", "task": task, "seed": seed, "pretrained": pre, "method": method,
                          "init": "pre-trained" if pre else "random",
                          "variant": variant, "n_train": 100, "n_test": 100, "final_test_acc": acc,
-                         iiw_study.total("fisher", "prior_fresh"): curve[-1] * (2 if method == "lpft" else 1)})
+                         grid.total("fisher", "prior_fresh"): curve[-1] * (2 if method == "lpft" else 1)})
             start = 0.5 if pre else 5.0 + k  # lower at the start for the pre-trained, more accurate, models
             epochs += [{"model": "m", "task": task, "seed": seed, "variant": variant, "epoch": e, "iiw": v,
                         "test_acc": 0.5 + 0.1 * e} for e, v in enumerate([start] + curve)]
     runs, epochs = pd.DataFrame(runs), pd.DataFrame(epochs)
-    taus = iiw_study.epoch_taus(epochs)
+    taus = finetuning.epoch_taus(epochs)
     assert taus.set_index("variant").two_phase.groupby(level=0).all().to_dict() == {
         "pre-trained FT": True, "pre-trained LP-FT": False, "random FT": False}
-    table = iiw_study.claims_table_finetuning(runs, epochs, taus, "fisher", "prior_fresh")
+    table = finetuning.claims_table(runs, epochs, taus, "fisher", "prior_fresh")
     v = dict(zip(table.id, table.verdict))
     assert v["forgetting-phase-fisher-prior-fresh"] == "held"
     assert set(table.n[table.id.str.startswith(("forgetting", "lpft", "start-lower"))]) == {6}  # cells, not runs
@@ -138,8 +141,8 @@ def test_finetuning_claims_read_matched_runs():
     assert v["start-lower-fisher-prior-fresh"] == "held"
     assert v["start-predicts-fisher-prior-fresh"] == "held"
     # against the initial weights IIW is 0 at epoch 0: no epoch-0 claims
-    table = iiw_study.claims_table_finetuning(runs.rename(columns={iiw_study.total("fisher", "prior_fresh"):
-                                                                   iiw_study.total("fisher", "init")}),
+    table = finetuning.claims_table(runs.rename(columns={grid.total("fisher", "prior_fresh"):
+                                                                   grid.total("fisher", "init")}),
                                               epochs, taus, "fisher", "init")
     assert "start-predicts-fisher-init" not in set(table.id) and "epochs-fisher-init" in set(table.id)
 
@@ -164,32 +167,32 @@ def test_contrast_decomposes_the_ratio_by_setting():
                            for q, v in (("delta_norm", d), ("grad_norm", g), ("cos", -cos))}}
                 rows.append({"model": "m", "task": "a", "seed": seed, "init": init, "lr": lr, "final_test_acc": 0.8,
                              "final_train_loss": 0.1, "records": [{}, last]})
-    table = iiw_study.contrast(pd.DataFrame(rows), "pib", "init", "lr").set_index("lr")
+    table = pretrained.contrast(pd.DataFrame(rows), "pib", "init", "lr").set_index("lr")
     assert table.loc[1e-4, "log10 IIW ratio"] == pytest.approx(-2, abs=0.05)
     assert table.loc[1e-4, "log10 ||delta||^2 ratio"] == pytest.approx(-2, abs=0.05)
     assert abs(table.loc[1e-4, "log10 ||g||^2 ratio"]) < 1e-9 and table.loc[1e-4, "pairs"] == 4
-    assert iiw_study.orderings(table.reset_index(), "lr") == "lr 0.0001: pre-trained lower; lr 0.0003: no clear order"
-    assert iiw_study.order_change(table.reset_index(), "lr", "learning rate") == (
+    assert pretrained.orderings(table.reset_index(), "lr") == "lr 0.0001: pre-trained lower; lr 0.0003: no clear order"
+    assert pretrained.order_change(table.reset_index(), "lr", "learning rate") == (
         "moves: pre-trained lower at lr 0.0001, no clear order at lr 0.0003")
     same = table.reset_index().assign(low=-2.0, high=-1.0)
-    assert iiw_study.order_change(same, "lr", "learning rate") == "stays the same (pre-trained lower) at every learning rate"
-    assert iiw_study.orderings(same.assign(task=["a", "b"]), "task", prefix="") == "a: pre-trained lower; b: pre-trained lower"
-    assert iiw_study.orderings(same.assign(n=[500, 2000]), "n", prefix="", unit=" examples") == (
+    assert pretrained.order_change(same, "lr", "learning rate") == "stays the same (pre-trained lower) at every learning rate"
+    assert pretrained.orderings(same.assign(task=["a", "b"]), "task", prefix="") == "a: pre-trained lower; b: pre-trained lower"
+    assert pretrained.orderings(same.assign(n=[500, 2000]), "n", prefix="", unit=" examples") == (
         "500 examples: pre-trained lower; 2,000 examples: pre-trained lower")
     # as the page prints it: one row per (theta_0, setting), the interval in one cell, grouped headers
-    view = iiw_study.contrast_view(pd.concat({"(a) initial": table.reset_index()}, names=["theta_0", None])
+    view = pretrained.contrast_view(pd.concat({"(a) initial": table.reset_index()}, names=["theta_0", None])
                                    .droplevel(1), "lr", "peak lr", "{:g}".format)
     assert list(view.index) == [("(a) initial", "0.0001"), ("(a) initial", "0.0003")]
     ratio = "log10 ratio pre-trained / random"
     first = view.iloc[0]
-    assert first[(ratio, "IIW [95% CI]")] == iiw_study.interval_text(*table.loc[1e-4, ["log10 IIW ratio", "low", "high"]])
+    assert first[(ratio, "IIW [95% CI]")] == claims.interval_text(*table.loc[1e-4, ["log10 IIW ratio", "low", "high"]])
     assert first[(ratio, "‖Δ‖²")] == f"{table.loc[1e-4, 'log10 ||delta||^2 ratio']:+.2f}" and first[("final training loss (nats)", "random")] == "0.10"
 
 
 def test_interval_text():
-    assert iiw_study.interval_text(0.5234, 0.1234, 0.9234) == "+0.52 [+0.12, +0.92]"
-    assert iiw_study.interval_text(0.5, float("nan"), float("nan")) == "+0.50 (no interval)"
-    assert iiw_study.interval_text(float("nan"), 0, 1) == "n/a"
+    assert claims.interval_text(0.5234, 0.1234, 0.9234) == "+0.52 [+0.12, +0.92]"
+    assert claims.interval_text(0.5, float("nan"), float("nan")) == "+0.50 (no interval)"
+    assert claims.interval_text(float("nan"), 0, 1) == "n/a"
 
 
 def test_fall_factors_split_the_fall_after_the_peak():
@@ -200,31 +203,31 @@ def test_fall_factors_split_the_fall_after_the_peak():
             rows.append({"model": "m", "task": "a", "seed": 0, "variant": variant, "epoch": epoch,
                          "iiw": (d * g * c) ** 2, "delta_norm": d, "grad_norm": g, "cos": c, "test_acc": 0.5 + epoch / 10})
     epochs = pd.DataFrame(rows)
-    table = iiw_study.fall_factors(epochs).set_index("variant")
+    table = finetuning.fall_factors(epochs).set_index("variant")
     assert list(table.index) == ["pre-trained FT"] and table.runs.iloc[0] == 1  # the random run peaks last
     row = table.loc["pre-trained FT"]
     assert row["log10 IIW change"] == pytest.approx(np.log10(0.09))
     assert row["log10 ||delta||^2 change"] == pytest.approx(2 * np.log10(1.5))
     assert row["log10 ||g||^2 change"] == pytest.approx(2 * np.log10(0.2))
     assert row["log10 cos^2 change"] == pytest.approx(0)
-    taus = iiw_study.epoch_taus(epochs).set_index("variant")
+    taus = finetuning.epoch_taus(epochs).set_index("variant")
     # the lowest IIW comes at the last epoch for the pre-trained run, also its most accurate; epoch 1 for the random
     assert taus.lowest_iiw_is_best.to_dict() == {"pre-trained FT": True, "random FT": False}
-    assert taus.two_phase["pre-trained FT"] and not iiw_study.epoch_taus(epochs, drop=0.95).two_phase.any()
+    assert taus.two_phase["pre-trained FT"] and not finetuning.epoch_taus(epochs, drop=0.95).two_phase.any()
 
 
 def test_paper_beside_ours_reads_the_papers_tables_row_for_row():
     runs = fake_runs(tasks=("rotten_tomatoes", "reuters_pairs", "topic_claims"))
-    table1 = iiw_study.paper_vs_ours(runs, "fisher", "init").droplevel("our stand-in")
+    table1 = pretrained.paper_vs_ours(runs, "fisher", "init").droplevel("our stand-in")
     # SST-2, BERT: IIW 9.60e-9 pre-trained vs 1.83e-6 random, accuracy 0.9197 vs 0.7936
     assert table1.loc["SST-2", ("paper, BERT", "log10 IIW ratio")] == pytest.approx(np.log10(9.60e-9 / 1.83e-6))
     assert table1.loc["SST-2", ("paper, BERT", "acc. gain")] == pytest.approx(0.9197 - 0.7936)
-    assert iiw_study.paper_vs_ours(runs, "fisher", "init").index[0] == ("SST-2", "rotten_tomatoes")
+    assert pretrained.paper_vs_ours(runs, "fisher", "init").index[0] == ("SST-2", "rotten_tomatoes")
     assert table1.loc["SST-2", ("ours, m", "log10 IIW ratio")].startswith("-0.99 [")
     ft = runs[runs.init == "pre-trained"].assign(method="ft")
     lpft = ft.assign(method="lpft", final_test_acc=ft.final_test_acc + 0.02,
-                     **{iiw_study.total("fisher", "init"): ft[iiw_study.total("fisher", "init")] * 100})
-    table2 = iiw_study.paper_vs_ours_table2(pd.concat([ft, lpft, runs[runs.init == "random"].assign(method="ft")]),
+                     **{grid.total("fisher", "init"): ft[grid.total("fisher", "init")] * 100})
+    table2 = finetuning.paper_vs_ours(pd.concat([ft, lpft, runs[runs.init == "random"].assign(method="ft")]),
                                             "fisher", "init").droplevel("our stand-in")
     # RTE, RoBERTa: IIW 5.37e-4 FT vs 4.50e-4 LP-FT, accuracy 0.7581 vs 0.8051
     assert table2.loc["RTE", ("paper, RoBERTa", "log10 IIW ratio")] == pytest.approx(np.log10(4.50e-4 / 5.37e-4))

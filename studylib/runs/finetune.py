@@ -1,6 +1,6 @@
 """Fine-tuning runs: encoders fine-tuned on the text stand-ins, with IIW and accuracy recorded at every epoch.
 
-Used by the IIW chapters (through :mod:`studylib.studies.iiw`). The recipe follows seed 000, scaled by
+Used by the IIW chapters (through :mod:`studylib.studies.iiw_grid`). The recipe follows seed 000, scaled by
 the profiles: Adam, a linear warm-up over the first 10% of the steps then a linear decay, batch 32, the
 training split divided 9:1 into train and dev, the held-out split as test; ``method="lpft"`` (Kumar et
 al. 2022, as the seed runs it) trains only the classifier in the first epoch, then everything.

@@ -1,6 +1,9 @@
-"""One module per chapter: its grid over cached runs, the paper's published tables, our tables and its claims.
+"""One module per chapter: its grid over cached runs, the paper's published tables (transcribed into
+``studylib/studies/paper_tables/``), our tables and its claims.
 
-- :mod:`~studylib.studies.iiw`: the three IIW chapters (pre-trained vs random, fine-tuning epochs, Taylor error);
+- :mod:`~studylib.studies.iiw_pretrained`, :mod:`~studylib.studies.iiw_finetuning`, :mod:`~studylib.studies.iiw_taylor`:
+  the three IIW chapters (pre-trained vs random, fine-tuning epochs, Taylor error), on the fine-tuning grid they
+  share (:mod:`~studylib.studies.iiw_grid`);
 - :mod:`~studylib.studies.utilization`: layer utilization and re-initialisation;
 - :mod:`~studylib.studies.esd`: the ESD audit;
 - :mod:`~studylib.studies.model_information`: model information;

@@ -7,7 +7,6 @@ the runs' cache key, so a change to a score or a verdict rule does not retrain t
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -17,14 +16,14 @@ from .. import claims, judging, stats
 from ..platform.cache import cached_run
 from ..platform.executor import run_grid
 from ..runs.zoo import AXES, ZooParams, zoo_run
-from . import esd as esd_study, iiw as iiw_study, model_information as mi_study, utilization as util_study
+from . import esd as esd_study, iiw_grid, model_information as mi_study, utilization as util_study
 
 JIANG = "Jiang et al. (2020)"
 #: every measure scored: column -> (label on the page, the source that proposes or studies it). Each is oriented as a
 #: complexity: its source expects a larger value to go with a larger generalization gap.
 MEASURES = {
-    "iiw_fisher": ("IIW, Fisher estimator", iiw_study.PAPER),
-    "iiw_pib": ("IIW, PAC-Bayes IB code", iiw_study.PAPER),
+    "iiw_fisher": ("IIW, Fisher estimator", iiw_grid.PAPER),
+    "iiw_pib": ("IIW, PAC-Bayes IB code", iiw_grid.PAPER),
     "distance_init": ("distance from initialisation", util_study.PAPER),
     "distance_init_final": ("final-layer distance from init.", util_study.PAPER),
     "esd_alpha": ("ESD alpha", esd_study.PAPER),
@@ -187,7 +186,7 @@ def claims_table(zoo: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     noise = models.label_noise  # it moves both the measures and the gap: every trend is taken within a noise level
     design = dict(groups=noise, units=configuration_labels(models), unit="configurations", level=level)
     tested = [
-        (iiw_study.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, **design, id="iiw",
+        (iiw_grid.PAPER, claims.rank_claim(models.iiw_fisher, models[GAP], +1, **design, id="iiw",
                                             claim="a lower IIW (Fisher estimator) goes with a smaller generalization gap (across the zoo, "
                                                   "within a noise level)",
                                             where="§1 (after Xu & Raginsky 2017; Wang et al. 2022)")),
