@@ -10,9 +10,9 @@ from studylib.studies import iiw_pretrained as pretrained
 from studylib.studies import iiw_taylor as taylor_study
 
 
-def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_pre=0.9):
+def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_pre=0.9, acc_random=0.6):
     """Pre-trained and random runs on ``tasks`` x ``seeds``: every claim of the chapter true against both
-    references, up to a small jitter."""
+    references, up to a small jitter (``acc_random``: the random twins' accuracy, one value or one per task)."""
     rng = np.random.default_rng(seed)
     rows = []
     for task in tasks:
@@ -25,12 +25,16 @@ def fake_runs(tasks=("a", "b", "c"), seeds=(0, 1, 2), jitter=0.05, seed=0, acc_p
                               "layer_1": 0.2 * scale[2], "classifier": 3.0 * scale[3], "total": 4.0 * scale[4]}
                     last.update({finetune.iiw_key("fisher", ref, g): v for g, v in values.items()})
                 rows.append({"model": "m", "task": task, "seed": s, "pretrained": pre, "n_train": 100, "n_test": 100,
-                             "final_test_acc": (acc_pre if pre else 0.6) + 0.01 * rng.normal(),
+                             "final_test_acc": (acc_pre if pre else _per_task(acc_random, task)) + 0.01 * rng.normal(),
                              **{"final_" + k: v for k, v in last.items() if k.endswith("_total")},
                              "records": [{}, last]})
     runs = pd.DataFrame(rows)
     runs["init"] = runs.pretrained.map({True: "pre-trained", False: "random"})
     return runs
+
+
+def _per_task(value, task):
+    return value[task] if isinstance(value, dict) else value
 
 
 @pytest.fixture(autouse=True)
@@ -51,16 +55,28 @@ def test_layerwise_and_claims_on_a_case_where_every_claim_holds():
     table = pretrained.claims_table(runs, ["fisher"], ["init", "prior_fresh"])
     assert set(table.verdict) == {"undecidable here"} and set(table.n) == {3}
     assert all(c.units_needed >= 6 and c.unit == "(model, task) cells" for c in table.attrs["claims"])
-    cells = grid.learnt_tasks(runs)
-    assert cells.learnt.all() and (cells.majority == 0.5).all() and len(cells) == 3
+    cells = grid.regime_cells(runs)
+    assert cells["in regime"].all() and (cells.majority == 0.5).all() and len(cells) == 3
     ratio = pretrained.ratio_by_reference(runs, ["fisher"], ["init", "prior_fresh"])
     assert (ratio["mean"].round(1) == -1.0).all() and (ratio["pairs"] == 9).all()
 
 
 def test_runs_that_did_not_learn_give_no_verdict():
     table = pretrained.claims_table(fake_runs(acc_pre=0.5), ["fisher"], ["init"])
-    assert set(table.verdict) == {"inconclusive"} and "did not learn" in table.reason[0]
-    assert not grid.learnt_tasks(fake_runs(acc_pre=0.5)).learnt.any()
+    assert set(table.verdict) == {"inconclusive"} and "no (model, task) cell is in the paper's regime" in table.reason[0]
+    assert not grid.regime_cells(fake_runs(acc_pre=0.5))["pre-trained learnt"].any()
+
+
+@pytest.mark.parametrize("acc_random, why", [(0.5, "random learnt"), (0.9, "gap")])
+def test_a_random_twin_that_learnt_nothing_or_as_much_leaves_the_cell_out(acc_random, why):
+    """The paper's regime needs both twins to learn and pre-training to help: a random twin at the majority rate
+    (it learnt nothing) or as accurate as the pre-trained model puts its cell outside, and out of the verdicts."""
+    cells = grid.regime_cells(fake_runs(acc_random=acc_random))
+    assert cells["pre-trained learnt"].all() and not cells["in regime"].any()
+    assert (not cells["random learnt"].any()) if why == "random learnt" else (cells["gap low"] < 0).all()
+    six = fake_runs(tasks=tuple("abcdef"), acc_random={**dict.fromkeys("abcde", 0.6), "f": acc_random})
+    table = pretrained.claims_table(six, ["fisher"], ["init"])
+    assert set(table.n) == {5}  # the cell outside the regime is not a unit of any claim
 
 
 def test_one_seed_per_cell_gives_no_verdict_however_large_the_difference():
@@ -116,7 +132,7 @@ def test_finetuning_claims_read_matched_runs():
         for pre, method, variant in ((True, "ft", "pre-trained FT"), (True, "lpft", "pre-trained LP-FT"),
                                      (False, "ft", "random FT")):
             curve = {"pre-trained FT": [1, 3, 2 + 0.01 * k], "random FT": [1, 3, 3 - 0.001 * k]}.get(variant, [1, 2, 3])
-            acc = 0.8 + 0.001 * seed - 0.01 * (method == "lpft") * (-1) ** k if pre else 0.55
+            acc = 0.8 + 0.001 * seed - 0.01 * (method == "lpft") * (-1) ** k if pre else 0.55 + 0.002 * seed
             runs.append({"model": "m", "task": task, "seed": seed, "pretrained": pre, "method": method,
                          "init": "pre-trained" if pre else "random",
                          "variant": variant, "n_train": 100, "n_test": 100, "final_test_acc": acc,

@@ -1,7 +1,7 @@
 """The chapter "IIW across fine-tuning epochs": FT and LP-FT grids, IIW and accuracy epoch by epoch, the paper's
 Table 2 beside ours, the forgetting rule and its claims (seed 000, §3.3, §3.4, Fig. 2, Table 2).
 
-The runs, the learnt rule and the shared columns come from :mod:`.iiw_grid`.
+The runs, the regime rule and the shared columns come from :mod:`.iiw_grid`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import claims, stats
-from .iiw_grid import (CELL_UNIT, PAIR, REFERENCE_NAMES, cell_labels, init_labels, learnt_only, log_ratio, on_learnt,
+from .iiw_grid import (CELL_UNIT, PAIR, REFERENCE_NAMES, cell_labels, init_labels, in_regime, log_ratio, on_regime,
                        paper_beside_ours, paper_table, required_column, run_tasks, stratum_labels, total)
 
 #: seed 000, Table 2: IIW and test accuracy of FT and LP-FT (transcribed)
@@ -106,10 +106,10 @@ def claims_table(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
     "reliably": above 75%). Against a PIB prior, IIW at epoch 0 is not 0, and the paper's epoch-0 observations
     are tested too: pre-trained models start lower (paired log ratios), and a lower starting IIW goes with better
     accuracy after fine-tuning (Kendall tau over FT runs, stratified by (model, task)). Only the (model, task)
-    cells whose pre-trained runs learnt count (:func:`~.iiw_grid.learnt_tasks`)."""
+    cells in the paper's regime count (:func:`~.iiw_grid.regime_cells`: both twins learnt, pre-training helped)."""
     ref = REFERENCE_NAMES[reference]
     suffix = f"{claims.slug(estimator)}-{claims.slug(reference)}"
-    ft_runs, reason = learnt_only(runs[runs.method == "ft"])
+    ft_runs, reason = in_regime(runs[runs.method == "ft"])
     kept = runs.merge(ft_runs[["model", "task"]].drop_duplicates(), on=["model", "task"])
     keys = kept[PAIR + ["variant"]].drop_duplicates()
     epochs, taus = epochs.merge(keys, on=list(keys)), taus.merge(keys, on=list(keys))
@@ -158,4 +158,4 @@ def claims_table(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
                               claim="A lower IIW at the start goes with better accuracy after fine-tuning",
                               where="§3.3 (the paper's hypothesis)", unit="FT runs",
                               statistic=f"stratified tau (IIW at epoch 0, final accuracy), {estimator}, {ref}")]
-    return claims.table(on_learnt(out, kept, reason))
+    return claims.table(on_regime(out, kept, reason))

@@ -2,7 +2,7 @@
 tables beside ours, the experiments that explain the order (learning rate, training-set size, norm-matched
 twins, each split into the factors of the PIB estimate), and its claims (seed 000, §3.2, Table 1, Fig. 1).
 
-The runs, the learnt rule and the shared columns come from :mod:`.iiw_grid`.
+The runs, the regime rule and the shared columns come from :mod:`.iiw_grid`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..claims import interval_text
 from ..metrics import iiw as iiw_metric
 from ..runs import finetune
 from .iiw_grid import (CELL_UNIT, INITS, PAIR, REFERENCE_LABELS, REFERENCE_NAMES, cell_labels, final_layerwise,
-                       init_labels, learnt_only, log_ratio, on_learnt, paper_beside_ours, paper_table,
+                       init_labels, in_regime, log_ratio, on_regime, paper_beside_ours, paper_table,
                        required_column, run_tasks, total)
 
 #: seed 000, Table 1: IIW and test accuracy after fine-tuning, pre-trained vs random (transcribed)
@@ -193,8 +193,8 @@ def order_change(table: pd.DataFrame, by: str, what: str, versus: str = "random"
 def ratio_by_reference(runs: pd.DataFrame, estimators: list[str], references: list[str],
                        level: float = 0.95) -> pd.DataFrame:
     """IIW chapter: the mean log10(IIW pre-trained / IIW random) over the matched (model, task, seed) pairs of the
-    cells that learnt (:func:`~.iiw_grid.learnt_tasks`), with its t interval, for every estimator and reference theta_0."""
-    kept, _ = learnt_only(runs)
+    cells in the paper's regime (:func:`~.iiw_grid.regime_cells`), with its t interval, for every estimator and reference theta_0."""
+    kept, _ = in_regime(runs)
     rows = []
     for estimator in estimators:
         for reference in references:
@@ -210,8 +210,8 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
     pairs of a cell averaged first (seeds of one task are not independent samples of tasks).
     "Lower IIW" is tested with every estimator against every reference theta_0; the layer-wise claims with the
     first estimator against the last reference (the reference code's prior, when measured). Only the (model, task)
-    cells whose pre-trained runs learnt count (:func:`~.iiw_grid.learnt_tasks`)."""
-    kept, reason = learnt_only(runs)
+    cells in the paper's regime count (:func:`~.iiw_grid.regime_cells`: both twins learnt, pre-training helped)."""
+    kept, reason = in_regime(runs)
     acc = kept.pivot_table(index=PAIR, columns="init", values="final_test_acc", dropna=False)
     out = [claims.mean_claim(required_column(acc, "pre-trained"), required_column(acc, "random"), expected_sign=1,
                              id="higher-accuracy", units=cell_labels(acc.index),
@@ -252,4 +252,4 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
                           claim="In pre-trained models the embedding IIW exceeds layer 0's",
                           where="§3.2", statistic=f"mean log(IIW embedding / layer 0), {where}", unit=CELL_UNIT),
     ]
-    return claims.table(on_learnt(out, kept, reason))
+    return claims.table(on_regime(out, kept, reason))
