@@ -225,23 +225,31 @@ def _verdict(estimate: stats.Estimate, test, direction: str, negligible: float, 
     return decide(estimate.low, estimate.high, direction, negligible, floor)
 
 
+def _best_case(test, direction: str, floor: float) -> stats.Estimate:
+    """The strongest data of ``test``'s design; for a mean, with effects beyond the noise ``floor`` (the floor
+    bars this data, not the design)."""
+    if isinstance(test, designs.PairedTest):
+        return test.best_case(direction, beyond=2 * floor)
+    return test.best_case(direction)
+
+
 def _decidable(test, direction: str, negligible: float, floor: float) -> tuple[bool, int]:
     """Whether the strongest data of this design could come out "held", and if not, about how many units would
     let it (the design replicated until it can, in whole copies; 0 when even ``designs.MOST_UNITS_ASKED`` cannot)."""
     test = _coarse_test(test)
     if test.n_units() == 0:
         return True, 0  # no data to decide: the verdict says so ("inconclusive", with the estimate's note)
-    if _verdict(test.best_case(direction), test, direction, negligible, floor)[0] == "held":
+    if _verdict(_best_case(test, direction, floor), test, direction, negligible, floor)[0] == "held":
         return True, test.n_units()
     k = 2
     while k * test.n_units() <= designs.MOST_UNITS_ASKED:
         bigger = test.replicated(k)
-        if _verdict(bigger.best_case(direction), bigger, direction, negligible, floor)[0] == "held":
+        if _verdict(_best_case(bigger, direction, floor), bigger, direction, negligible, floor)[0] == "held":
             lo = k // 2  # the smallest number of copies that can, between k / 2 and k
             while k - lo > 1:
                 mid = (lo + k) // 2
                 trial = test.replicated(mid)
-                ok = _verdict(trial.best_case(direction), trial, direction, negligible, floor)[0] == "held"
+                ok = _verdict(_best_case(trial, direction, floor), trial, direction, negligible, floor)[0] == "held"
                 lo, k = (lo, mid) if ok else (mid, k)
             return False, test.replicated(k).n_units()
         k *= 2

@@ -244,3 +244,17 @@ def test_the_worked_example_shows_a_rule_at_work_and_broken_rules_are_counted_ap
                          "power": [0.08, 0.9, 0.5], "audit_reps": [200, 200, 200]})
     assert claims.worked_example(rows)["id"] == "a:strong"  # a held claim whose audit could have found an effect
     assert list(claims.standing_rules(rows).id) == ["a:weak", "a:strong"]
+
+
+def test_a_mean_inside_its_noise_floor_is_inconclusive_not_undecidable():
+    """The floor bars this data, not the design: eight units at -0.26 inside a floor of 0.6 are "inconclusive"
+    (data above the floor could decide the claim at this n), while three units stay "undecidable here"."""
+    inside = claims.mean_claim(np.full(8, -0.26) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
+                               units=list("abcdefgh"), paired=True, unit="cells")
+    assert inside.verdict == "inconclusive" and "noise floor" in inside.reason
+    beyond = claims.mean_claim(np.full(8, -0.9) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
+                               units=list("abcdefgh"), paired=True, unit="cells")
+    assert beyond.verdict == "held"
+    few = claims.mean_claim([-0.26, -0.25, -0.27], expected_sign=-1, floor=0.6, units=list("abc"), paired=True,
+                            unit="cells")
+    assert few.verdict == "undecidable here" and few.units_needed >= 6

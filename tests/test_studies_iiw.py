@@ -49,12 +49,13 @@ def test_layerwise_and_claims_on_a_case_where_every_claim_holds():
     layerwise = grid.final_layerwise(runs, "fisher", "prior_fresh")
     assert set(layerwise.group) == {"embedding", "layer_0", "layer_1", "classifier"} and len(layerwise) == 18 * 4
     six_tasks = pretrained.claims_table(fake_runs(tasks=tuple("abcdef")), ["fisher"], ["init", "prior_fresh"])
-    assert six_tasks.verdict.tolist() == ["held"] * 6 and set(six_tasks.n) == {6}
+    assert six_tasks.verdict.tolist() == ["held"] * 7 and set(six_tasks.n) == {6}
+    assert {"head-highest-iiw-init", "head-highest-iiw-prior-fresh"} <= set(six_tasks.id)
     # the unit is the (model, task) cell: three tasks x three seeds are three units, which no sign-flip test at 95%
     # can decide, however large and consistent the difference
     table = pretrained.claims_table(runs, ["fisher"], ["init", "prior_fresh"])
     assert set(table.verdict) == {"undecidable here"} and set(table.n) == {3}
-    assert all(c.units_needed >= 6 and c.unit == "(model, task) cells" for c in table.attrs["claims"])
+    assert all(c.units_needed >= 6 and c.unit.startswith("(model, task) cells") for c in table.attrs["claims"])
     cells = grid.regime_cells(runs)
     assert cells["in regime"].all() and (cells.majority == 0.5).all() and len(cells) == 3
     ratio = pretrained.ratio_by_reference(runs, ["fisher"], ["init", "prior_fresh"])
@@ -75,8 +76,10 @@ def test_a_random_twin_that_learnt_nothing_or_as_much_leaves_the_cell_out(acc_ra
     assert cells["pre-trained learnt"].all() and not cells["in regime"].any()
     assert (not cells["random learnt"].any()) if why == "random learnt" else (cells["gap low"] < 0).all()
     six = fake_runs(tasks=tuple("abcdef"), acc_random={**dict.fromkeys("abcde", 0.6), "f": acc_random})
-    table = pretrained.claims_table(six, ["fisher"], ["init"])
-    assert set(table.n) == {5}  # the cell outside the regime is not a unit of any claim
+    table = pretrained.claims_table(six, ["fisher"], ["init"]).set_index("id")
+    assert set(table.n.drop("higher-accuracy")) == {5}  # the cell outside the regime is not a unit of an IIW claim
+    # the accuracy claim keeps every cell where both twins learnt, whatever the gain
+    assert table.n["higher-accuracy"] == (5 if why == "random learnt" else 6)
 
 
 def test_one_seed_per_cell_gives_no_verdict_however_large_the_difference():
@@ -250,3 +253,59 @@ def test_paper_beside_ours_reads_the_papers_tables_row_for_row():
     assert table2.loc["RTE", ("paper, RoBERTa", "acc. gain")] == pytest.approx(0.8051 - 0.7581)
     assert table2.loc["RTE", ("ours, m", "log10 IIW ratio")] == "+2.00 (no interval)"  # every seed alike
     assert table2.loc["RTE", ("ours, m", "acc. gain")] == "+0.020 (no interval)"
+
+
+def pib_runs(spread, ratio=1.3, tasks=tuple("abcdef"), seeds=(0, 1, 2)):
+    """Pre-trained and random runs whose "pib" IIW against (a) has three gradient-sampling draws each,
+    base * 10 ** (-spread, 0, +spread), the random twins' base ``ratio`` times the pre-trained one's."""
+    rows = []
+    for task in tasks:
+        for s in seeds:
+            for pre in (True, False):
+                base = (1.0 if pre else ratio) * (1 + 0.01 * s)
+                draws = base * 10.0 ** np.array([-spread, 0.0, spread])
+                last = {finetune.iiw_key("pib", "init", f"total_s{k}"): float(v) for k, v in enumerate(draws)}
+                last[finetune.iiw_key("pib", "init", "total")] = float(draws.mean())
+                rows.append({"model": "m", "task": task, "seed": s, "pretrained": pre, "n_train": 100, "n_test": 100,
+                             "init": "pre-trained" if pre else "random",
+                             "final_test_acc": (0.9 if pre else 0.6) + 0.01 * s + 0.001 * len(rows),
+                             grid.total("pib", "init"): float(draws.mean()), "records": [{}, last]})
+    return pd.DataFrame(rows)
+
+
+def test_pib_noise_floor_is_the_sampling_error_of_a_cell_mean():
+    spread = 0.2
+    noise = grid.pib_sampling_noise(pib_runs(spread), "init")
+    assert np.allclose(noise["sd log10"], spread) and np.allclose(noise["se log10"], spread / np.sqrt(3))
+    # a cell mean of 3 seeds' log ratios: 6 runs' sampling variances over 3^2, in natural log units
+    expected = 1.96 * np.sqrt(6 * (spread / np.sqrt(3) * np.log(10)) ** 2 / 9)
+    assert grid.pib_floor(pib_runs(spread), "init") == pytest.approx(expected)
+    assert np.isnan(grid.pib_floor(pib_runs(spread).assign(records=lambda d: [[{}, {
+        k: v for k, v in r[-1].items() if not k.endswith(("_s1", "_s2"))}] for r in d.records]), "init"))
+
+
+def test_a_pib_difference_inside_the_sampling_noise_is_no_finding():
+    """The same consistent difference (random twins 1.3x the pre-trained IIW) is held when the gradient sampling is
+    precise, and inconclusive when the sampling noise of one cell is larger than the difference."""
+    def verdict(spread):
+        table = pretrained.claims_table(pib_runs(spread), ["pib"], ["init"])
+        return table.set_index("id").loc["lower-iiw-pib-init", ["verdict", "reason"]]
+    assert verdict(0.001).verdict == "held"
+    quiet = verdict(0.3)
+    assert quiet.verdict == "inconclusive" and "noise floor" in quiet.reason
+
+
+def test_the_accuracy_claim_is_not_decided_by_the_regime_selection():
+    """Cells where both twins learnt but pre-training gave no gain stay in the accuracy claim (leaving them out
+    would make "pre-trained models are more accurate" hold by construction)."""
+    runs = fake_runs(tasks=tuple("abcdef"), acc_random={**dict.fromkeys("abc", 0.6), **dict.fromkeys("def", 0.9)})
+    table = pretrained.claims_table(runs, ["fisher"], ["init"]).set_index("id")
+    assert table.loc["higher-accuracy", "n"] == 6 and table.loc["lower-iiw-fisher-init", "n"] == 3
+
+
+
+def test_outside_regime_says_why():
+    assert grid.outside_regime(grid.regime_cells(fake_runs())) == "none"
+    assert grid.outside_regime(grid.regime_cells(fake_runs(acc_random=0.5))).count(
+        "the random twin did not beat the majority class") == 3
+    assert "1 seed(s) cannot show it" in grid.outside_regime(grid.regime_cells(fake_runs(seeds=(0,))))

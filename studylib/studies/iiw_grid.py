@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from importlib import resources
 
 import numpy as np
@@ -203,6 +204,15 @@ def baselines(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(values, columns=["chance", "majority"], index=runs.index)
 
 
+def _lower_end(a: np.ndarray, b: np.ndarray, level: float) -> float:
+    """The lower end of the t interval at ``level`` of the mean of a - b; the common value when every difference
+    is the same (the interval's limit as the spread goes to 0); NaN below two pairs."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) >= 2 and np.ptp(d) == 0:
+        return float(d[0])
+    return float(stats.paired(d, level=level).low)
+
+
 def regime_cells(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The stated rule that keeps a comparison in the paper's regime, where both twins learn and pre-training
     helps: a (model, task) cell counts when (1) its pre-trained runs beat the majority class of their test sets,
@@ -222,25 +232,44 @@ def regime_cells(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         pre = d[d.init == "pre-trained"].set_index("seed")
         rnd = d[d.init == "random"].set_index("seed")
         both = pre.index.intersection(rnd.index)
-        margins = {side: stats.paired(x.final_test_acc.to_numpy(), x.majority.to_numpy(), level=one_sided).low
+        margins = {side: _lower_end(x.final_test_acc.to_numpy(), x.majority.to_numpy(), one_sided)
                    for side, x in (("pre-trained", pre), ("random", rnd))}
-        gap = stats.paired(pre.final_test_acc[both].to_numpy(), rnd.final_test_acc[both].to_numpy(), level=one_sided)
+        gap = _lower_end(pre.final_test_acc[both].to_numpy(), rnd.final_test_acc[both].to_numpy(), one_sided)
         learnt = {side: bool(low > 0) for side, low in margins.items()}
         rows.append({"model": model, "task": task, "seeds": len(pre), "chance": pre.chance.mean(),
                      "majority": pre.majority.mean(), "acc. pre-trained": pre.final_test_acc.mean(),
                      "acc. random": rnd.final_test_acc.mean(), "pre-trained margin low": margins["pre-trained"],
-                     "random margin low": margins["random"], "gap low": gap.low,
+                     "random margin low": margins["random"], "gap low": gap,
                      "pre-trained learnt": learnt["pre-trained"], "random learnt": learnt["random"],
-                     "in regime": bool(learnt["pre-trained"] and learnt["random"] and gap.low > 0)})
+                     "in regime": bool(learnt["pre-trained"] and learnt["random"] and gap > 0)})
     return pd.DataFrame(rows)
 
 
-def in_regime(runs: pd.DataFrame, level: float = 0.95) -> tuple[pd.DataFrame, str]:
-    """The runs of the (model, task) cells that :func:`regime_cells` keeps, and the reason to give when none is."""
+def outside_regime(cells: pd.DataFrame) -> str:
+    """Why each cell of :func:`regime_cells` outside the regime is out, in words ("none" when every cell is in)."""
+    def why(r) -> str:
+        lows = (r["pre-trained margin low"], r["random margin low"], r["gap low"])
+        if any(math.isnan(v) for v in lows):
+            return f"{r.seeds} seed(s) cannot show it (no interval)"
+        if not r["pre-trained learnt"]:
+            return "the pre-trained runs did not beat the majority class"
+        if not r["random learnt"]:
+            return "the random twin did not beat the majority class"
+        return "pre-training gave no clear gain over the random twin"
+    out = [f"{r.model} on {r.task}: {why(r)}" for _, r in cells[~cells["in regime"]].iterrows()]
+    return "; ".join(out) or "none"
+
+
+def in_regime(runs: pd.DataFrame, level: float = 0.95, gain: bool = True) -> tuple[pd.DataFrame, str]:
+    """The runs of the (model, task) cells that :func:`regime_cells` keeps, and the reason to give when none is.
+    ``gain=False``: the cells where both twins learnt, whether or not pre-training helped (the accuracy claim's
+    cells: selecting on the gain would decide it)."""
     cells = regime_cells(runs, level)
-    kept = cells[cells["in regime"]][["model", "task"]]
+    keep = cells["in regime"] if gain else cells["pre-trained learnt"] & cells["random learnt"]
+    kept = cells[keep][["model", "task"]]
+    rule = "and the pre-trained model its random twin, " if gain else ""
     reason = (f"no (model, task) cell is in the paper's regime ({len(cells)} cells: both twins must beat the majority "
-              f"class and the pre-trained model its random twin, by one-sided {level:.0%} t intervals over seeds)")
+              f"class {rule}by one-sided {level:.0%} t intervals over seeds)")
     return runs.merge(kept, on=["model", "task"]), reason
 
 
@@ -250,10 +279,42 @@ def on_regime(items: list, kept: pd.DataFrame, reason: str) -> list:
             for c in items]
 
 
+def pib_sampling_noise(runs: pd.DataFrame, reference: str, epoch: int = -1) -> pd.DataFrame:
+    """Per run, at record ``epoch`` (default: the last), the spread of the ``"pib"`` estimate over its
+    gradient-sampling seeds (``PIB_SEEDS``, the ``..._total_s<k>`` values): their number, the standard deviation of
+    log10 IIW across them and the standard error of their mean (NaN with a single seed). Used by the pre-trained vs
+    random and the fine-tuning chapters, for the PIB estimator's noise floor (:func:`pib_floor`)."""
+    prefix = finetune.iiw_key("pib", reference, "total_s")
+    rows = []
+    for _, r in runs.iterrows():
+        record = r.records[epoch]
+        draws = np.asarray([v for k, v in record.items() if k.startswith(prefix)], float)
+        logs = np.log10(draws[draws > 0])
+        sd = float(np.std(logs, ddof=1)) if len(logs) >= 2 else math.nan
+        rows.append({**{c: r[c] for c in PAIR + ["init"]}, "sampling seeds": len(draws), "sd log10": sd,
+                     "se log10": sd / math.sqrt(len(logs)) if len(logs) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def pib_floor(runs: pd.DataFrame, reference: str, epoch: int = -1) -> float:
+    """The noise floor of a (model, task) cell's mean log(IIW pre-trained / IIW random) under ``"pib"``, in natural
+    log units: 1.96 times the standard error the gradient sampling alone gives that mean (the runs' standard errors
+    from :func:`pib_sampling_noise`, the cell's seeds averaged), the median over cells. A difference inside it is
+    the estimator's own noise, not a finding. NaN when a single sampling seed leaves it unmeasured. Used by the
+    pre-trained vs random and the fine-tuning chapters."""
+    noise = pib_sampling_noise(runs, reference, epoch)
+    if not len(noise) or noise["se log10"].isna().any():
+        return math.nan
+    variance = (noise["se log10"] * math.log(10)) ** 2
+    seeds = noise.groupby(["model", "task"]).seed.nunique()
+    per_cell = variance.groupby([noise.model, noise.task]).sum() / seeds ** 2
+    return float(1.96 * math.sqrt(per_cell.median()))
+
+
 #: the short names of the references in the experiments' table rows
-REFERENCE_LABELS = {"init": "(a) initial", "prior_same": "(b2) prior, same init.", "prior_fresh": "(b1) prior, fresh init."}
+REFERENCE_LABELS = {"init": "(a) initial", "prior_same": "(b2) prior, same init.", "prior_fresh": "(b1) prior, indep. init."}
 
 
 #: what each reference theta_0 is called on the pages
 REFERENCE_NAMES = {"init": "(a) theta_0 = initial weights", "prior_same": "(b2) PIB prior, same initialisation",
-                   "prior_fresh": "(b1) PIB prior, fresh initialisation (the reference code)"}
+                   "prior_fresh": "(b1) PIB prior, independent initialisation"}
