@@ -157,6 +157,12 @@ def test_finetuning_claims_read_matched_runs():
     # seeds): 3 of 6 cells agree, and six cannot bound the agreement below 75%
     claim = claims.get(table, "lpft-pairs-fisher-prior-fresh")
     assert claim.verdict in ("inconclusive", "undecidable here") and "+0.00 [" in claim.evidence
+    # LP-FT more accurate in every cell while its IIW is higher: the lower-IIW model is never the more accurate, so
+    # IIW orders accuracy reliably (the wrong way round): "not reliably" must not come out held
+    inverse = runs.assign(final_test_acc=runs.final_test_acc + 0.05 * (runs.method == "lpft"))
+    claim = claims.get(finetuning.claims_table(inverse, epochs, taus, "fisher", "prior_fresh"),
+                       "lpft-pairs-fisher-prior-fresh")
+    assert claim.verdict != "held" and claim.estimate == pytest.approx(-0.5)
     assert v["start-lower-fisher-prior-fresh"] == "held"
     assert v["start-predicts-fisher-prior-fresh"] == "held"
     # against the initial weights IIW is 0 at epoch 0: no epoch-0 claims
