@@ -175,6 +175,8 @@ def decide(low: float, high: float, direction, negligible: float = 0.0, floor: f
         if floor and -floor <= low and high <= floor:
             return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
         return "inconclusive", f"interval {where} covers {'0' if not floor else f'the noise floor ±{floor:g}'}"
+    if floor and -floor <= low and high <= floor:  # no kind of claim is decided inside the estimator's own noise
+        return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
     if kind == "none":
         if inside:
             return "held", f"interval {where} lies inside {band}"
@@ -270,7 +272,7 @@ def _decided(test, direction, negligible: float, floor: float, claim: str, where
                          and math.isfinite(estimate.estimate) else (True, 0))
     if not decidable:
         verdict = "undecidable here"
-        reason = (f"even the strongest data of this design ({test.n_units()} {unit or 'units'}) could not come out "
+        reason = (f"even the strongest data of this design ({estimate.n} {unit or 'units'}) could not come out "
                   "held; " + (f"it needs about {needed} {unit or 'units'}" if needed
                               else f"not even {designs.MOST_UNITS_ASKED} {unit or 'units'} would do"))
     control_text = ""
@@ -392,10 +394,10 @@ def _combined_verdict(verdicts: list[str], rule: str) -> str:
     held = sum(v == "held" for v in verdicts)
     if held == len(verdicts):
         return "held"
-    if all(v == "did not hold" for v in verdicts):
-        return "did not hold"
     if held:
         return "partly held"
+    if "did not hold" in verdicts:  # refuted on some data set and held on none: the claim for each did not hold
+        return "did not hold"
     if all(v == "not testable here" for v in verdicts):
         return "not testable here"
     if all(v in ("undecidable here", "not testable here") for v in verdicts):
@@ -409,8 +411,8 @@ def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all", 
     ``rule="all"``: a conjunction (e.g. "rises, then falls"): held when every part held, did not hold when any
     part did not, not testable when any part is not testable, undecidable when any part is (and none refutes),
     else inconclusive.
-    ``rule="each"``: the same claim on several data sets: held when held on all, did not hold when it did not
-    hold on any, "partly held" when held on some and not on the others, not testable when no part is testable,
+    ``rule="each"``: the same claim on several data sets: held when held on all, "partly held" when held on some
+    and not on the others, did not hold when it held on none and did not hold on some, not testable when no part is testable,
     undecidable when no part can be decided, else inconclusive. ``n`` is the parts' total for "each" (separate
     data) and their largest for "all" (the parts of a conjunction are usually measured on the same runs).
     """
@@ -543,7 +545,7 @@ def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
             return replace(out, verdict="inconclusive",
                            reason=f"{claim.reason}; but {invalid}, so its {claim.verdict!r} is no finding")
         return replace(out, reason=f"{claim.reason}; and {invalid}")
-    if (claim.verdict != "inconclusive" or power >= 1 - claim.level or claim.premise_failed
+    if (claim.verdict != "inconclusive" or power >= 1 - claim.level - 1e-9 or claim.premise_failed
             or not (claim.parts or math.isfinite(claim.estimate)) or "does not beat its control" in claim.reason):
         return out  # decided, powered, without data, or inconclusive for a failed premise or its control
     k, needed = 2, 0
@@ -732,7 +734,8 @@ def replicate(first: pd.DataFrame, second: pd.DataFrame | None) -> pd.DataFrame:
     chapters run again with other seeds, ``run-all --replication``; None when there is none), matched by claim id.
 
     Adds ``replication``: ``"replicated"`` (the same verdict), ``"unstable"`` or ``"not replicated"`` (no such claim
-    in ``second``) for each "held" or "did not hold"; ``""`` for other verdicts, which need no replication. An
+    in ``second``) for each "held", "did not hold" or "partly held"; ``""`` for other verdicts, which need no
+    replication. An
     unstable verdict counts with the inconclusive ones: its verdict becomes "inconclusive" and its reason says what
     the two builds found. ``first_verdict`` and ``second_verdict`` keep both builds' verdicts. Used by the verdicts
     page."""
@@ -742,7 +745,7 @@ def replicate(first: pd.DataFrame, second: pd.DataFrame | None) -> pd.DataFrame:
     if len(again) != (0 if second is None else len(second)):
         raise ValueError("the replication build's claim ids are not unique")
     out["second_verdict"] = [again.get(i, "") for i in out.id]
-    decisive = out.first_verdict.isin(DECISIVE)
+    decisive = out.first_verdict.isin(DECISIVE + ("partly held",))
     same = out.first_verdict == out.second_verdict
     missing = out.second_verdict == ""
     out["replication"] = np.select([~decisive, missing, same], ["", "not replicated", "replicated"], "unstable")

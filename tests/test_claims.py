@@ -114,7 +114,8 @@ def test_combine_rules():
     assert both(held, absent) == "not testable here"
     assert both(held, held, rule="each") == "held" and both(no, no, rule="each") == "did not hold"
     assert both(held, no, rule="each") == "partly held" and both(held, unsure, rule="each") == "partly held"
-    assert both(no, unsure, rule="each") == "inconclusive" and both(absent, absent, rule="each") == "not testable here"
+    # refuted on one data set and held on none: the claim for each did not hold, whatever the others say
+    assert both(no, unsure, rule="each") == "did not hold" and both(absent, absent, rule="each") == "not testable here"
     combined = claims.combine("c", "w", {"MNIST": held, "Fashion": no}, "each")
     assert combined.evidence.startswith("MNIST: s +1.00 [+0.50, +1.50], n = 5") and combined.n == 10
     assert claims.combine("c", "w", {"a": held, "b": no}).n == 5  # a conjunction's parts share their runs
@@ -258,3 +259,25 @@ def test_a_mean_inside_its_noise_floor_is_inconclusive_not_undecidable():
     few = claims.mean_claim([-0.26, -0.25, -0.27], expected_sign=-1, floor=0.6, units=list("abc"), paired=True,
                             unit="cells")
     assert few.verdict == "undecidable here" and few.units_needed >= 6
+
+
+def test_referee_findings_on_floors_combinations_power_and_replication():
+    # a floor bars every kind of claim: "not negative" and "none" inside +-floor are inconclusive
+    x = 0.05 + 0.002 * np.arange(12)
+    assert claims.mean_claim(x, expected_sign="not negative", floor=1.0, units=list("abcdefghijkl")).verdict == \
+        "inconclusive"
+    # (a band narrower than the floor can never be shown: more units do not help)
+    assert claims.mean_claim(x - 0.07, expected_sign="none", negligible=0.1, floor=1.0,
+                             units=list("abcdefghijkl")).verdict == "undecidable here"
+    # the same claim on several data sets, refuted on some and held on none, did not hold
+    up = claims.rank_claim([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], -1, unit="models")
+    few = claims.rank_claim([1, 2], [2, 1], -1, unit="models")
+    assert up.verdict == "did not hold" and few.verdict == "undecidable here"
+    assert claims.combine("c", "w", {"a": up, "b": few}, rule="each").verdict == "did not hold"
+    assert claims.combine("c", "w", {"a": few, "b": few}, rule="each").verdict == "undecidable here"
+    # a "partly held" verdict is replicated like the others
+    first = pd.DataFrame({"id": ["x:a", "x:b"], "verdict": ["partly held", "inconclusive"], "reason": ["r", "r"]})
+    second = pd.DataFrame({"id": ["x:a", "x:b"], "verdict": ["did not hold", "held"]})
+    out = claims.replicate(first, second).set_index("id")
+    assert out.replication["x:a"] == "unstable" and out.verdict["x:a"] == "inconclusive"
+    assert out.replication["x:b"] == ""
