@@ -179,8 +179,8 @@ class PairedTest:
         return self.estimate(rng.choice([-1.0, 1.0], len(d)) * (d - d.mean()) + effect)
 
     def best_case(self, direction: str, beyond: float = 0.0) -> stats.Estimate:
-        """Every unit at the largest observed |difference| (at least ``beyond``: a claim with a noise floor asks
-        whether data above its floor could decide it) with the claimed sign."""
+        """Every unit at the largest observed absolute difference (at least ``beyond``: a claim with a noise floor
+        asks whether data above its floor could decide it) with the claimed sign."""
         d = self.differences()
         scale = max(float(np.abs(d).max()) if len(d) else 0.0, beyond) or 1.0
         return self.estimate(np.full(len(d), _sign(direction) * scale))

@@ -80,7 +80,7 @@ def epoch_taus(epochs: pd.DataFrame, level: float = 0.95, drop: float = FORGETTI
 def fall_factors(epochs: pd.DataFrame) -> pd.DataFrame:
     """IIW fine-tuning chapter: what moves IIW between its peak (epochs 1..E) and the last epoch, in the runs whose
     peak comes before the last epoch. Per variant: the number of such runs and the mean log10 change from the
-    peak to the last epoch of IIW and of ||delta||^2, ||g||^2 and cos^2 (the factors of :func:`contrast`)."""
+    peak to the last epoch of IIW and of ||delta||^2, ||g||^2 and cos^2 (the factors of :func:`~studylib.studies.iiw_pretrained.contrast`)."""
     rows = []
     for keys, d in epochs[epochs.epoch > 0].groupby(["model", "task", "seed", "variant"]):
         d = d.sort_values("epoch").reset_index(drop=True)

@@ -156,6 +156,7 @@ def epoch_frame(runs: pd.DataFrame, estimator: str, reference: str, columns=("va
     return pd.DataFrame(rows)
 
 
+#: the columns that match a pre-trained run with its random twin (or an FT run with its LP-FT one)
 PAIR = ["model", "task", "seed"]
 
 

@@ -67,7 +67,7 @@ def pretrain_grids(grids: dict[str, dict], settings: dict, seeds_: list[int], wo
 def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre-trained", "random"),
                   sweep: dict | None = None, workers=None) -> pd.DataFrame:
     """Every (model, initialisation, task, seed) fine-tuning run, through the grid executor; ``inits``: labels of
-    :data:`INITS`; ``sweep``: run parameter -> values crossed with the rest, overriding ``settings`` (the
+    :data:`~studylib.studies.iiw_grid.INITS`; ``sweep``: run parameter -> values crossed with the rest, overriding ``settings`` (the
     experiments' learning rates and training-set sizes). Column ``init`` holds the label."""
     grid = {"models_": models_, "tasks": tasks, "inits": inits, "sweep": sweep}
     return pretrain_grids({"grid": grid}, settings, seeds_, workers)["grid"]
@@ -75,13 +75,13 @@ def pretrain_grid(models_, tasks, settings: dict, seeds_: list[int], inits=("pre
 
 def _iiw_log_ratio(runs: pd.DataFrame, estimator: str, reference: str, versus: str = "random") -> pd.Series:
     """log(IIW pre-trained / IIW ``versus``) of every matched (model, task, seed) pair of ``runs`` (``versus``: a
-    label of :data:`INITS`), indexed by :data:`PAIR`."""
+    label of :data:`~studylib.studies.iiw_grid.INITS`), indexed by :data:`~studylib.studies.iiw_grid.PAIR`."""
     wide = runs.pivot_table(index=PAIR, columns="init", values=total(estimator, reference))
     return pd.Series(log_ratio(required_column(wide, "pre-trained"), required_column(wide, versus)), index=wide.index, dtype=float)
 
 
 def _final_groups(runs: pd.DataFrame, estimator: str, reference: str) -> pd.DataFrame:
-    """IIW of every group after the last epoch, one row per run (index :data:`PAIR` and ``init``), one column per
+    """IIW of every group after the last epoch, one row per run (index :data:`~studylib.studies.iiw_grid.PAIR` and ``init``), one column per
     group; empty when there are no runs."""
     layerwise = final_layerwise(runs, estimator, reference)
     return layerwise.pivot_table(index=PAIR + ["init"], columns="group", values="iiw") if len(layerwise) else layerwise
@@ -102,7 +102,7 @@ def _final_factors(runs: pd.DataFrame, estimator: str, reference: str) -> pd.Dat
 def contrast(runs: pd.DataFrame, estimator: str, reference: str, by: str, versus: str = "random",
              level: float = 0.95) -> pd.DataFrame:
     """Pre-trained vs random chapter, the experiments: for each value of the run parameter ``by`` (learning rate,
-    training-set size, ...), the pre-trained runs against their ``versus`` twins (:data:`INITS`) over matched
+    training-set size, ...), the pre-trained runs against their ``versus`` twins (:data:`~studylib.studies.iiw_grid.INITS`) over matched
     (model, task, seed) pairs after the last epoch. Means with t intervals of log10(IIW pre-trained / IIW
     ``versus``) and of the accuracy gain; mean log10 ratios of ||delta||^2, ||g||^2 and cos^2, the factors of
     (delta . g)^2 over the whole model, whose per-tensor parts the PIB estimate sums (so the three add up to the

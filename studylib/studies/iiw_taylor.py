@@ -1,5 +1,5 @@
 """The chapter "The Taylor error behind the IIW estimator": the exact predictive KL along the path from theta_Z
-back to theta_0 against its quadratic forms, the size of |theta_Z - theta_0|, and the claims of seed 000's §4 and
+back to theta_0 against its quadratic forms, the size of ``|theta_Z - theta_0|``, and the claims of seed 000's §4 and
 Proposition 1.
 
 The fine-tuned runs come from :mod:`.iiw_grid` (the pre-trained FT runs keep their weights for this chapter).
