@@ -162,6 +162,9 @@ def decide(low: float, high: float, direction, negligible: float = 0.0, floor: f
     band = f"the negligible band ±{negligible:g}" if negligible else "0"
     inside = -negligible <= low and high <= negligible
     where = f"[{_num(low)}, {_num(high)}]"
+    if floor and floor >= negligible and -floor <= low and high <= floor:
+        # inside the estimator's own noise no kind of claim is decided (a band wider than the floor still is)
+        return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
     if kind in ("positive", "negative"):
         sign = 1 if kind == "positive" else -1
         if negligible and inside and negligible > floor:
@@ -172,11 +175,7 @@ def decide(low: float, high: float, direction, negligible: float = 0.0, floor: f
         if hi < -floor:
             return "did not hold", (f"interval {where} lies {'below' if sign > 0 else 'above'} "
                                     f"{_floor(floor, -sign)}: the opposite sign")
-        if floor and -floor <= low and high <= floor:
-            return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
         return "inconclusive", f"interval {where} covers {'0' if not floor else f'the noise floor ±{floor:g}'}"
-    if floor and -floor <= low and high <= floor:  # no kind of claim is decided inside the estimator's own noise
-        return "inconclusive", f"interval {where} lies inside the noise floor ±{floor:g}"
     if kind == "none":
         if inside:
             return "held", f"interval {where} lies inside {band}"

@@ -280,15 +280,15 @@ def on_regime(items: list, kept: pd.DataFrame, reason: str) -> list:
             for c in items]
 
 
-def pib_sampling_noise(runs: pd.DataFrame, reference: str, epoch: int = -1) -> pd.DataFrame:
-    """Per run, at record ``epoch`` (default: the last), the spread of the ``"pib"`` estimate over its
-    gradient-sampling seeds (``PIB_SEEDS``, the ``..._total_s<k>`` values): their number, the standard deviation of
-    log10 IIW across them and the standard error of their mean (NaN with a single seed). Used by the pre-trained vs
-    random and the fine-tuning chapters, for the PIB estimator's noise floor (:func:`pib_floor`)."""
+def pib_sampling_noise(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per run, after the last epoch, the spread of the ``"pib"`` estimate over its gradient-sampling seeds
+    (``PIB_SEEDS``, the ``..._total_s<k>`` values): their number, the standard deviation of log10 IIW across them
+    and the standard error of their mean (NaN with a single seed). Used by the pre-trained vs random chapter, for
+    the PIB estimator's noise floor (:func:`pib_floor`)."""
     prefix = finetune.iiw_key("pib", reference, "total_s")
     rows = []
     for _, r in runs.iterrows():
-        record = r.records[epoch]
+        record = r.records[-1]
         draws = np.asarray([v for k, v in record.items() if k.startswith(prefix)], float)
         logs = np.log10(draws[draws > 0])
         sd = float(np.std(logs, ddof=1)) if len(logs) >= 2 else math.nan
@@ -297,13 +297,13 @@ def pib_sampling_noise(runs: pd.DataFrame, reference: str, epoch: int = -1) -> p
     return pd.DataFrame(rows)
 
 
-def pib_floor(runs: pd.DataFrame, reference: str, epoch: int = -1) -> float:
+def pib_floor(runs: pd.DataFrame, reference: str) -> float:
     """The noise floor of a (model, task) cell's mean log(IIW pre-trained / IIW random) under ``"pib"``, in natural
     log units: 1.96 times the standard error the gradient sampling alone gives that mean (the runs' standard errors
     from :func:`pib_sampling_noise`, the cell's seeds averaged), the median over cells. A difference inside it is
     the estimator's own noise, not a finding. NaN when a single sampling seed leaves it unmeasured. Used by the
-    pre-trained vs random and the fine-tuning chapters."""
-    noise = pib_sampling_noise(runs, reference, epoch)
+    pre-trained vs random chapter."""
+    noise = pib_sampling_noise(runs, reference)
     if not len(noise) or noise["se log10"].isna().any():
         return math.nan
     variance = (noise["se log10"] * math.log(10)) ** 2

@@ -243,8 +243,8 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
                 statistic=f"mean log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
                 unit=CELL_UNIT))
     estimator = estimators[0]
-    for reference in references:
-        wide = _final_groups(kept, estimator, reference)
+    groups = {reference: _final_groups(kept, estimator, reference) for reference in references}
+    for reference, wide in groups.items():
         pre = wide.xs("pre-trained", level="init") if len(wide) else None
         ratio, units = ((log_ratio(pre["classifier"], pre.drop(columns="classifier").max(axis=1)), cell_labels(pre.index))
                         if pre is not None else ([], []))
@@ -255,7 +255,7 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
             statistic=f"mean log(IIW classifier / largest other group), {estimator}, {REFERENCE_NAMES[reference]}",
             unit=CELL_UNIT))
     reference = references[-1]
-    wide = _final_groups(kept, estimator, reference)
+    wide = groups[reference]
     if len(wide):
         layers = [c for c in wide.columns if c.startswith("layer_")]
         pre, rnd = wide.xs("pre-trained", level="init"), wide.xs("random", level="init")
