@@ -47,7 +47,7 @@ DIRECTIONS = {1: "positive", -1: "negative", 0: "none", "positive": "positive", 
               "none": "none", "not negative": "not negative", "not positive": "not positive"}
 #: nulls and planted effects each claim is audited on (:func:`audit`)
 AUDIT_REPS = 200
-#: sign flips or swaps per test in the audit's reruns (all of them up to 10 units)
+#: swaps per swap test in the audit's reruns (all of them up to 10 units)
 AUDIT_FLIPS = 1024
 #: the most a claim's rule may say "held" on its own nulls
 FALSE_HELD_LIMIT = 0.05
@@ -66,9 +66,10 @@ class Claim:
     """One claim of a paper and the evidence for it: ``id`` (a short stable name, unique in its chapter), where the
     paper makes it, the statistic, its estimate and interval at ``level``, ``n`` units (``unit`` says what one
     is), the p-value where meaningful, the verdict and a one-line reason. ``control`` is the same statistic on
-    the claim's negative control, ``floor`` the estimator's noise floor; ``false_held`` and ``power`` are the
-    audit's (:func:`audit`): the share of the claim's own nulls that came out "held", and of data with a planted
-    effect of ``planted`` that did. ``parts`` holds the sub-claims of a combined claim; ``paper`` names the
+    the claim's negative control, ``floor`` the estimator's noise floor; ``false_held``, ``false_refuted`` and
+    ``power`` are the audit's (:func:`audit`): the share of the claim's own nulls that came out "held", of data
+    where it is true at the smallest effect that matters that came out "did not hold", and of data with a planted
+    effect of ``planted`` that came out "held". ``parts`` holds the sub-claims of a combined claim; ``paper`` names the
     source when it is not the chapter's own; ``test`` is the :mod:`studylib.designs` test that decided it."""
     claim: str
     where: str
@@ -91,6 +92,7 @@ class Claim:
     control: str = ""
     units_needed: int = 0
     false_held: float = math.nan
+    false_refuted: float = math.nan
     power: float = math.nan
     planted: str = ""
     audit_reps: int = 0
@@ -234,27 +236,37 @@ def _best_case(test, direction: str, floor: float) -> stats.Estimate:
     return test.best_case(direction)
 
 
+def _fewest_units(works, n: int) -> int:
+    """The fewest units, above ``n`` (where ``works`` fails), at which ``works(units)`` is true: doubling, then
+    bisecting; 0 when not even ``designs.MOST_UNITS_ASKED`` do."""
+    if n >= designs.MOST_UNITS_ASKED:
+        return 0
+    low, high = n, min(2 * n, designs.MOST_UNITS_ASKED)
+    while not works(high):
+        if high >= designs.MOST_UNITS_ASKED:
+            return 0
+        low, high = high, min(2 * high, designs.MOST_UNITS_ASKED)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if works(mid) else (mid, high)
+    return high
+
+
 def _decidable(test, direction: str, negligible: float, floor: float) -> tuple[bool, int]:
-    """Whether the strongest data of this design could come out "held", and if not, about how many units would
-    let it (the design replicated until it can, in whole copies; 0 when even ``designs.MOST_UNITS_ASKED`` cannot)."""
+    """Whether the strongest data of this design could come out "held", and if not, the fewest units that would
+    let it (the design's units cycled, :meth:`resized`; 0 when not even ``designs.MOST_UNITS_ASKED`` would)."""
     test = _coarse_test(test)
-    if test.n_units() == 0:
+    n = test.n_units()
+    if n == 0:
         return True, 0  # no data to decide: the verdict says so ("inconclusive", with the estimate's note)
-    if _verdict(_best_case(test, direction, floor), test, direction, negligible, floor)[0] == "held":
-        return True, test.n_units()
-    k = 2
-    while k * test.n_units() <= designs.MOST_UNITS_ASKED:
-        bigger = test.replicated(k)
-        if _verdict(_best_case(bigger, direction, floor), bigger, direction, negligible, floor)[0] == "held":
-            lo = k // 2  # the smallest number of copies that can, between k / 2 and k
-            while k - lo > 1:
-                mid = (lo + k) // 2
-                trial = test.replicated(mid)
-                ok = _verdict(_best_case(trial, direction, floor), trial, direction, negligible, floor)[0] == "held"
-                lo, k = (lo, mid) if ok else (mid, k)
-            return False, test.replicated(k).n_units()
-        k *= 2
-    return False, 0
+
+    def holds(units: int) -> bool:
+        trial = test if units == n else test.resized(units)
+        return _verdict(_best_case(trial, direction, floor), trial, direction, negligible, floor)[0] == "held"
+
+    if holds(n):
+        return True, n
+    return False, _fewest_units(holds, n)
 
 
 def _decided(test, direction, negligible: float, floor: float, claim: str, where: str, id: str, unit: str,
@@ -274,6 +286,8 @@ def _decided(test, direction, negligible: float, floor: float, claim: str, where
         reason = (f"even the strongest data of this design ({estimate.n} {unit or 'units'}) could not come out "
                   "held; " + (f"it needs about {needed} {unit or 'units'}" if needed
                               else f"not even {designs.MOST_UNITS_ASKED} {unit or 'units'} would do"))
+        if estimate.note and "needs" not in estimate.note:  # what the note adds (tied units that did not vote)
+            reason = f"{reason} ({estimate.note})"
     control_text = ""
     if control is not None:
         own, versus = control
@@ -314,20 +328,19 @@ def rank_claim(x, y, expected_sign, groups=None, level: float = 0.95, claim: str
     return _decided(test, expected_sign, negligible, floor, claim, where, id, unit, statistic, pair)
 
 
-def mean_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "", where: str = "",
-               negligible: float = 0.0, unit: str = "", statistic: str | None = None, *, id: str = "",
-               units=None, control=None, floor: float = 0.0, paired: bool = False) -> Claim:
-    """A claim about the mean of ``a - b`` over units (or of ``a``; ``units``: one label per row, rows of a unit
-    averaged), decided by the exact sign-flip test and its interval (:func:`studylib.stats.sign_flip`): below 6
-    units it is undecidable at 95%. ``paired``: ``a`` alone holds the differences or log ratios of two arms
-    matched within each unit (the audit's null swaps the arms, as when ``b`` is given; otherwise it keeps the
-    skew of the values of ``a``, which the test assumes symmetric). ``control``: ``(a_control, b_control)`` (``b_control`` may be None), the
-    same difference on the claim's negative control: held needs the difference to beat the control's, unit by
-    unit. ``floor``: the noise floor of the mean. Used by every chapter."""
+def median_claim(a, b=None, expected_sign=1, level: float = 0.95, claim: str = "", where: str = "",
+                 negligible: float = 0.0, unit: str = "", statistic: str | None = None, *, id: str = "",
+                 units=None, control=None, floor: float = 0.0) -> Claim:
+    """A claim about the median over units of ``a - b`` (or of ``a``: differences or log ratios already taken;
+    ``units``: one label per row, rows of a unit averaged), decided by the exact sign test and its order-statistic
+    interval (:func:`studylib.stats.sign_test`), valid whatever the skew of the differences: below 6 units it is
+    undecidable at 95%. ``control``: ``(a_control, b_control)`` (``b_control`` may be None), the same difference
+    on the claim's negative control: held needs the difference to beat the control's, unit by unit. ``floor``: the
+    noise floor of the statistic. Used by every chapter."""
     _direction(expected_sign)
     design = _design(unit, units, None)
     arm = lambda v: None if v is None else tuple(np.asarray(v, float))
-    test = designs.PairedTest(arm(a), arm(b), design, level, arms=paired)
+    test = designs.PairedTest(arm(a), arm(b), design, level)
     pair = None
     if control is not None:
         ca, cb = control
@@ -438,35 +451,53 @@ def _planted_effect(claim: Claim) -> float:
     if isinstance(test, designs.PairedTest):
         d = test.differences()
         size = max(float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, 2 * claim.negligible, 2 * claim.floor)
-        return sign * (size or max(abs(float(np.mean(d))), 1.0))
+        return sign * (size or max(abs(float(np.median(d))), 1.0))
     return sign * max(PLANTED[test.kind], 2 * claim.negligible, 2 * claim.floor)
 
 
-#: the claims that are true when there is no effect: their null is an effect beyond their band, their power is
-#: measured at no effect
+#: the claims that are true when there is no effect: their null is an effect at the edge of their band, their
+#: power is measured at no effect
 BOUNDED = ("none", "not negative", "not positive")
 
 
-def _against(claim: Claim) -> float:
-    """For a claim of :data:`BOUNDED`, the effect under which it is false: twice its band (or, without one, the
-    planted size), on the side it excludes."""
-    size = 2 * max(claim.negligible, claim.floor) or abs(_planted_effect(claim))
-    return -size if claim.direction == "not negative" else size
+def _edge(claim: Claim) -> float:
+    """The effect at the border between the claim being true and false, where a rule may err most in both
+    directions: for a claim of :data:`BOUNDED`, the edge of its band on the side it excludes; for a claimed
+    direction, the smallest effect that matters (the negligible band's edge on the claimed side, or 0)."""
+    if claim.direction in BOUNDED:
+        return -claim.negligible if claim.direction == "not negative" else claim.negligible
+    return -claim.negligible if claim.direction == "negative" else claim.negligible
 
 
-def _rerun(claim: Claim, rng: np.random.Generator, planted: bool) -> str:
-    """The verdict ``claim``'s rule gives on one null draw of its data (``planted`` False) or one draw with the
-    planted effect; a claim of :data:`BOUNDED` swaps the roles (its null is an effect beyond its band, its planted
-    draw has no effect)."""
+#: what the audit draws: "null" (no effect, or for a claim of :data:`BOUNDED` the edge of its band), "edge"
+#: (:func:`_edge`: the claim true at the smallest effect that matters) and "planted" (the claimed effect, or for a
+#: claim of :data:`BOUNDED` no effect)
+DRAWS = ("null", "edge", "planted")
+
+
+def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None = None) -> str:
+    """The verdict ``claim``'s rule gives on one draw of its data (:data:`DRAWS`); ``kind``: which of its tests'
+    nulls (``NULLS``) to draw, where a test has it (else its first)."""
     if claim.parts:
-        return _combined_verdict([_rerun(p, rng, planted) for p in claim.parts], claim.direction)
+        return _combined_verdict([_rerun(p, rng, draw, kind) for p in claim.parts], claim.direction)
     if claim.test is None:
         return claim.verdict
-    if claim.direction in BOUNDED:
-        estimate = claim.test.null(rng) if planted else claim.test.planted(rng, _against(claim))
+    test, bounded = claim.test, claim.direction in BOUNDED
+    null = lambda: test.null(rng, kind if kind in test.NULLS else test.NULLS[0])
+    if draw == "planted":
+        estimate = null() if bounded else test.planted(rng, _planted_effect(claim))
+    elif draw == "edge" or bounded:
+        estimate = test.planted(rng, _edge(claim)) if _edge(claim) else null()
     else:
-        estimate = claim.test.planted(rng, _planted_effect(claim)) if planted else claim.test.null(rng)
-    return _verdict(estimate, claim.test, claim.direction, claim.negligible, claim.floor)[0]
+        estimate = null()
+    return _verdict(estimate, test, claim.direction, claim.negligible, claim.floor)[0]
+
+
+def _null_kinds(claim: Claim) -> list[str]:
+    """The kinds of null the tests of ``claim`` (and of its parts) draw."""
+    if claim.test is not None:
+        return list(claim.test.NULLS)
+    return list(dict.fromkeys(k for p in claim.parts for k in _null_kinds(p)))
 
 
 def _auditable(claim: Claim) -> bool:
@@ -474,7 +505,7 @@ def _auditable(claim: Claim) -> bool:
 
 
 def _coarse_test(test):
-    """``test`` with ``AUDIT_FLIPS`` sign flips or swaps (exact up to 10 units), for reruns that need only verdicts."""
+    """``test`` with ``AUDIT_FLIPS`` swaps (exact up to 10 units), for reruns that need only verdicts."""
     return replace(test, flips=AUDIT_FLIPS) if hasattr(test, "flips") else test
 
 
@@ -484,33 +515,43 @@ def _coarse(claim: Claim) -> Claim:
                    parts=[_coarse(p) for p in claim.parts])
 
 
-def _held_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float]:
-    """The false-held rate and the power of ``claim``'s rule over ``reps`` draws. For a combined claim the nulls
-    are made one part at a time, the other parts keeping their observed verdicts, and the largest rate counts
-    (all parts null at once would multiply their rates and hide a broken part)."""
+def _error_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float, float]:
+    """The false-held rate, the false-refuted rate and the power of ``claim``'s rule over ``reps`` draws each.
+    False held: on nulls of each kind the claim's tests draw (``NULLS``); for a combined claim the nulls are made
+    one part at a time, the other parts keeping their observed verdicts; the largest rate counts (all parts null at
+    once would multiply their rates and hide a broken part). False refuted: "did not hold" with every part at its :func:`_edge` (the claim true)."""
     rng = np.random.default_rng(seed)
-    if claim.parts:
-        rates = []
-        for i, part in enumerate(claim.parts):
-            held = 0
-            for _ in range(reps):
-                verdicts = [p.verdict for p in claim.parts]
-                verdicts[i] = _rerun(part, rng, False)
-                held += _combined_verdict(verdicts, claim.direction) == "held"
-            rates.append(held / reps)
-        false_held = max(rates)
-    else:
-        false_held = sum(_rerun(claim, rng, False) == "held" for _ in range(reps)) / reps
-    return false_held, _power(claim, reps, rng)
+    rates = []
+    for kind in _null_kinds(claim):
+        if claim.parts:
+            for i, part in enumerate(claim.parts):
+                held = 0
+                for _ in range(reps):
+                    verdicts = [p.verdict for p in claim.parts]
+                    verdicts[i] = _rerun(part, rng, "null", kind)
+                    held += _combined_verdict(verdicts, claim.direction) == "held"
+                rates.append(held / reps)
+        else:
+            rates.append(_rate(claim, reps, rng, "null", "held", kind))
+    false_held = max(rates)
+    return false_held, _rate(claim, reps, rng, "edge", "did not hold"), _power(claim, reps, rng)
+
+
+def _rate(claim: Claim, reps: int, rng: np.random.Generator, draw: str, verdict: str,
+          kind: str | None = None) -> float:
+    return sum(_rerun(claim, rng, draw, kind) == verdict for _ in range(reps)) / reps
 
 
 def _power(claim: Claim, reps: int, rng: np.random.Generator) -> float:
-    return sum(_rerun(claim, rng, True) == "held" for _ in range(reps)) / reps
+    return _rate(claim, reps, rng, "planted", "held")
 
 
-def _replicated(claim: Claim, k: int) -> Claim:
-    return replace(claim, test=None if claim.test is None else claim.test.replicated(k),
-                   parts=[_replicated(p, k) for p in claim.parts])
+def _resized(claim: Claim, n: int) -> Claim:
+    """``claim`` on ``n`` units (each part on its share of them), the observed units cycled."""
+    scale = n / _units(claim)
+    return replace(claim, test=None if claim.test is None else claim.test.resized(n),
+                   parts=[_resized(p, max(2, round(_units(p) * scale))) if _auditable(p) else p
+                          for p in claim.parts])
 
 
 def _units(claim: Claim) -> int:
@@ -518,41 +559,48 @@ def _units(claim: Claim) -> int:
 
 
 def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
-    """``claim`` with its audit: ``false_held``, the share of ``reps`` nulls of its own design (its units
-    permuted within strata, the arms of its pairs swapped, two exchangeable copies of its metrics; for a claim of
-    :data:`BOUNDED`, an effect planted at twice its band on the side it excludes) that its rule calls "held";
-    ``power``, the share of ``reps`` draws with a planted effect (:data:`PLANTED`; for a claim of
-    :data:`BOUNDED`, no effect) that it calls "held". An inconclusive claim whose power is below ``1 - level`` cannot come out held at this design even
-    when the effect is there: it becomes "undecidable here", with about how many units would give a power of
-    one half (the design replicated, ``reps`` / 4 draws per try). A false-held rate over
-    :data:`FALSE_HELD_LIMIT` is measured again on :data:`AUDIT_RECHECK` times the nulls; a decided claim whose rule
-    is then :func:`broken` becomes "inconclusive" (any other says so in its reason): its test is not valid on its
-    data. Claims without data (not testable here) are returned as they are. Used by :func:`table`, so every chapter's claims carry their audit."""
+    """``claim`` with its audit, over ``reps`` draws of each kind (:data:`DRAWS`) made from its own data:
+    ``false_held``, the share of nulls of its own design (its units permuted within strata; its differences
+    centred on their median and resampled; two copies of its metrics that track y equally, exchangeable or of two
+    shapes; for a claim of :data:`BOUNDED`, the effect at the edge of its band on the side it excludes) that its
+    rule calls "held";
+    ``false_refuted``, the share of draws where the claim is true at the smallest effect that matters
+    (:func:`_edge`) that it calls "did not hold"; ``power``, the share of draws with a planted effect
+    (:data:`PLANTED`; for a claim of :data:`BOUNDED`, no effect) that it calls "held". An inconclusive claim whose
+    power is below ``1 - level`` cannot come out held at this design even when the effect is there: it becomes
+    "undecidable here", with about how many units would give a power of one half (the units cycled, ``reps`` / 4
+    draws per try). A rate over :data:`FALSE_HELD_LIMIT` is measured again on :data:`AUDIT_RECHECK` times the
+    draws; a "held" (or "partly held") whose false-held rate, or a "did not hold" whose false-refuted rate, is then
+    :func:`broken` becomes "inconclusive" (any other verdict says so in its reason): its test is not valid on its
+    data. Claims without data (not testable here) are returned as they are. Used by :func:`table`, so every
+    chapter's claims carry their audit."""
     reps = AUDIT_REPS if reps is None else reps
     if not _auditable(claim) or claim.verdict == "not testable here" or _units(claim) < 2:
         return claim
     coarse = _coarse(claim)
-    false_held, power = _held_rates(coarse, reps, seed)
-    if false_held > FALSE_HELD_LIMIT and not broken(false_held, reps):  # over the limit, within the audit's error
-        reps *= AUDIT_RECHECK
-        false_held, power = _held_rates(coarse, reps, seed)
-    out = replace(claim, false_held=false_held, power=power, planted=_planted_text(claim), audit_reps=reps)
-    if broken(false_held, reps):
-        invalid = (f"its test is not valid on this data: it comes out held on {false_held:.0%} of {reps} nulls of "
-                   f"its own design (more than {FALSE_HELD_LIMIT:.0%})")
-        if claim.verdict in DECISIVE + ("partly held",):
+    false_held, false_refuted, power = _error_rates(coarse, reps, seed)
+    if any(r > FALSE_HELD_LIMIT and not broken(r, reps) for r in (false_held, false_refuted)):
+        reps *= AUDIT_RECHECK  # over the limit, within the audit's error: measured again on more draws
+        false_held, false_refuted, power = _error_rates(coarse, reps, seed)
+    out = replace(claim, false_held=false_held, false_refuted=false_refuted, power=power,
+                  planted=_planted_text(claim), audit_reps=reps)
+    invalid = [f"it comes out {name} on {rate:.0%} of {reps} {draws}" for name, rate, draws in
+               (("held", false_held, "nulls of its own design"),
+                ("did not hold", false_refuted, "draws where it is true at the smallest effect that matters"))
+               if broken(rate, reps)]
+    if invalid:
+        why = f"its test is not valid on this data: {'; '.join(invalid)} (more than {FALSE_HELD_LIMIT:.0%})"
+        if ((claim.verdict in ("held", "partly held") and broken(false_held, reps))
+                or (claim.verdict == "did not hold" and broken(false_refuted, reps))):
             return replace(out, verdict="inconclusive",
-                           reason=f"{claim.reason}; but {invalid}, so its {claim.verdict!r} is no finding")
-        return replace(out, reason=f"{claim.reason}; and {invalid}")
+                           reason=f"{claim.reason}; but {why}, so its {claim.verdict!r} is no finding")
+        return replace(out, reason=f"{claim.reason}; and {why}")
     if (claim.verdict != "inconclusive" or power >= 1 - claim.level - 1e-9 or claim.premise_failed
             or not (claim.parts or math.isfinite(claim.estimate)) or "does not beat its control" in claim.reason):
         return out  # decided, powered, without data, or inconclusive for a failed premise or its control
-    k, needed = 2, 0
-    while k * _units(claim) <= designs.MOST_UNITS_ASKED:
-        if _power(_replicated(coarse, k), max(reps // 4, 10), np.random.default_rng(seed)) >= 0.5:
-            needed = k * _units(claim)
-            break
-        k *= 2
+    tries = max(reps // 4, 10)
+    needed = _fewest_units(lambda n: _power(_resized(coarse, n), tries, np.random.default_rng(seed)) >= 0.5,
+                           _units(claim))
     need = (f"about {needed} {claim.unit or 'units'}" if needed
             else f"more than {designs.MOST_UNITS_ASKED} {claim.unit or 'units'}")
     return replace(out, verdict="undecidable here", units_needed=needed,
@@ -564,7 +612,7 @@ def _planted_text(claim: Claim) -> str:
     if claim.parts:
         return "; ".join(p.planted or _planted_text(p) for p in claim.parts if p.test is not None)
     if claim.direction in BOUNDED:
-        return f"no effect; its null: {claim.statistic} {_num(_against(claim))}"
+        return f"no effect; its null: {claim.statistic} {_num(_edge(claim))}"
     return f"{claim.statistic} {_num(_planted_effect(claim))}"
 
 
@@ -595,10 +643,12 @@ def table(claims: list[Claim], audit_reps: int | None = None) -> pd.DataFrame:
 
 
 def audit_text(claim: Claim) -> str:
-    """"false held 2%, power 85% (planted: Kendall tau +0.50)"; "-" for a claim without an audit."""
+    """"false held 2%, false refuted 1%, power 85% (planted: Kendall tau +0.50)"; "-" for a claim without an
+    audit."""
     if not math.isfinite(claim.false_held):
         return "-"
-    return f"false held {claim.false_held:.0%}, power {claim.power:.0%} (planted: {claim.planted})"
+    return (f"false held {claim.false_held:.0%}, false refuted {claim.false_refuted:.0%}, power {claim.power:.0%} "
+            f"(planted: {claim.planted})")
 
 
 def broken(false_held: float, reps: int, limit: float = FALSE_HELD_LIMIT) -> bool:
@@ -639,7 +689,7 @@ def records(frame: pd.DataFrame, paper: str, **extra) -> list[dict]:
              "statistic": c.statistic, "estimate": c.estimate, "low": c.low, "high": c.high, "n": c.n,
              "unit": c.unit, "p": c.p, "level": c.level, "evidence": c.evidence, "verdict": c.verdict,
              "reason": c.reason, "control": c.control, "floor": c.floor, "units_needed": c.units_needed,
-             "false_held": c.false_held, "power": c.power, "planted": c.planted, "audit_reps": c.audit_reps,
+             "false_held": c.false_held, "false_refuted": c.false_refuted, "power": c.power, "planted": c.planted, "audit_reps": c.audit_reps,
              "audit": audit_text(c)}
             for c in frame.attrs["claims"]]
 
@@ -658,10 +708,11 @@ def worked_example(verdicts: pd.DataFrame) -> dict:
 
 
 def standing_rules(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The audited claims (:func:`collect`) whose rule passed its audit (not :func:`broken`): the verdicts page
-    gives their largest false-held rate, and counts the others apart."""
+    """The audited claims (:func:`collect`) whose rule passed its audit (neither rate :func:`broken`): the verdicts
+    page gives their largest false-held and false-refuted rates, and counts the others apart."""
     audited = verdicts[verdicts.false_held.notna()]
-    return audited[[not broken(f, int(r)) for f, r in zip(audited.false_held, audited.audit_reps)]]
+    return audited[[not (broken(f, int(r)) or broken(g, int(r)))
+                    for f, g, r in zip(audited.false_held, audited.false_refuted, audited.audit_reps)]]
 
 
 def summary(verdicts) -> str:

@@ -6,15 +6,15 @@ Each test takes per-row data and a :class:`Design`, averages the rows of a unit 
 three seeds of one configuration are one unit, not three) and decides on the units:
 
 - :class:`RankTest`: "x goes with y", the (stratified) Kendall tau over units with its belt interval;
-- :class:`PairedTest`: "A exceeds B", the mean over units of their difference, by the exact sign-flip test;
+- :class:`PairedTest`: "A exceeds B", the median over units of their difference, by the exact sign test;
 - :class:`TauDifferenceTest`: "metric 1 tracks y better than metric 2", by the exact swap test over units;
 - :class:`ShareTest`: "most units do X", the exact binomial test of a share.
 
-Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the two arms of
-each unit swapped at random, or, for one sample against a fixed value, its values centred and resampled, their
-skew kept; two exchangeable noisy copies of the metrics' common ranking;
-a coin at the null share), with a **planted** effect of a stated size, and on the
-**best case** (the strongest data the design allows) to tell whether it can be decided at all.
+Every test can be rerun on **nulls** of the same design (x permuted across units within strata; the units'
+differences centred on their median and resampled, their skew kept; two exchangeable noisy copies of the metrics'
+common ranking; a coin at the null share), with a **planted** effect of a stated size, on the **best case** (the
+strongest data the design allows) to tell whether it can be decided at all, and **resized** to another number of
+units (the observed units cycled) to tell how many it would need.
 :mod:`studylib.claims` turns the results into verdicts, the audit columns and "undecidable here".
 
 Used by every chapter's claims (through :mod:`studylib.claims`) and by the verdicts page.
@@ -109,7 +109,11 @@ class RankTest:
             u = u.assign(x=x)
         return stats.kendall(u.x, u.y, None if self.design.strata is None else u.stratum, self.level)
 
-    def null(self, rng: np.random.Generator) -> stats.Estimate:
+    #: the nulls the audit draws (:meth:`null`)
+    NULLS = ("permuted",)
+
+    def null(self, rng: np.random.Generator, kind: str = "permuted") -> stats.Estimate:
+        """x permuted across units within strata."""
         u = self._units()
         return self.estimate(_permute_within(u.x.to_numpy(), u.stratum.to_numpy(), rng))
 
@@ -127,8 +131,9 @@ class RankTest:
         sizes = u.groupby("stratum").size()
         return stats.kendall_at(0.0, sizes[sizes >= 2].tolist() or [len(u)], self.level)
 
-    def replicated(self, k: int) -> "RankTest":
-        return replace(self, x=self.x * k, y=self.y * k, design=_replicated(self.design, len(self.x), k))
+    def resized(self, n: int) -> "RankTest":
+        u = _cycled_units(self._frame, n)
+        return replace(self, x=tuple(u.x), y=tuple(u.y), design=_unit_design(self.design, u))
 
     def n_units(self) -> int:
         return len(self._units())
@@ -136,16 +141,12 @@ class RankTest:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """The mean over units of ``a - b`` (``b`` None: of ``a``), by the exact sign-flip test
-    (:func:`studylib.stats.sign_flip`); strata are not used (each unit is its own pair). ``arms``: ``a`` holds
-    the differences (or log ratios) of two arms matched within each unit, as when ``b`` is given."""
+    """The median over units of ``a - b`` (``b`` None: of ``a``), by the exact sign test and its order-statistic
+    interval (:func:`studylib.stats.sign_test`); strata are not used (each unit is its own pair)."""
     a: tuple
     b: tuple | None
     design: Design
     level: float = 0.95
-    arms: bool = False
-
-    flips: int = stats.RANDOM_FLIPS
 
     kind = "paired"
 
@@ -161,22 +162,22 @@ class PairedTest:
 
     def estimate(self, d=None) -> stats.Estimate:
         d = self.differences() if d is None else d
-        est = stats.sign_flip(d, level=self.level, flips=self.flips)
-        return est if self.b is None else replace(est, statistic="mean difference")
+        est = stats.sign_test(d, level=self.level)
+        return est if self.b is None else replace(est, statistic="median difference")
 
-    def null(self, rng: np.random.Generator) -> stats.Estimate:
-        """Two arms (``b`` given, or ``arms``): the arms swapped at random within each unit, which flips the sign
-        of its difference (the null of no effect, under which the test is exact). One sample against a fixed
-        value: the units' values centred on 0 and drawn with replacement, a null with the data's own skew, which
-        the test's symmetry assumption may not survive."""
+    #: the nulls the audit draws (:meth:`null`)
+    NULLS = ("centred",)
+
+    def null(self, rng: np.random.Generator, kind: str = "centred", shift: float = 0.0) -> stats.Estimate:
+        """The units' differences centred on their median and drawn with replacement, plus ``shift``: a null (at
+        ``shift`` 0) with the data's own skew and spread, whose median is 0. Swapping the arms at random would
+        make the differences symmetric, which hides a test that assumes symmetry."""
         d = self.differences()
-        if self.b is not None or self.arms:
-            return self.estimate(rng.choice([-1.0, 1.0], len(d)) * d)
-        return self.estimate(rng.choice(d - d.mean(), len(d)))
+        return self.estimate(rng.choice(d - np.median(d), len(d)) + shift)
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
-        d = self.differences()
-        return self.estimate(rng.choice([-1.0, 1.0], len(d)) * (d - d.mean()) + effect)
+        """The null with its median moved to ``effect``."""
+        return self.null(rng, shift=effect)
 
     def best_case(self, direction: str, beyond: float = 0.0) -> stats.Estimate:
         """Every unit at the largest observed absolute difference (at least ``beyond``: a claim with a noise floor
@@ -185,9 +186,8 @@ class PairedTest:
         scale = max(float(np.abs(d).max()) if len(d) else 0.0, beyond) or 1.0
         return self.estimate(np.full(len(d), _sign(direction) * scale))
 
-    def replicated(self, k: int) -> "PairedTest":
-        return replace(self, a=self.a * k, b=None if self.b is None else self.b * k,
-                       design=_replicated(self.design, len(self.a), k))
+    def resized(self, n: int) -> "PairedTest":
+        return replace(self, a=tuple(np.resize(self._differences, n).tolist()), b=None, design=Design(self.design.unit))
 
     def n_units(self) -> int:
         return len(self.differences())
@@ -219,16 +219,48 @@ class TauDifferenceTest:
         strata = None if self.design.strata is None else u.stratum
         return stats.swap_tau_difference(u.x1, u.x2, u.y, strata, self.level, flips=self.flips)
 
-    def null(self, rng: np.random.Generator) -> stats.Estimate:
-        """Two exchangeable metrics: each unit's two normal scores (of the metrics' ranks within stratum) replaced by
-        their average plus independent noise of the spread of their half-difference, so that both metrics track
-        y alike and disagree by as much as the data do."""
+    @cached_property
+    def _common_tau(self) -> float:
+        """The mean of the two metrics' taus with y (each the mean over strata of the within-stratum tau)."""
         u = self._units()
+        taus = [stats.kendall_tau(g[c], g.y) for _, g in u.groupby("stratum") if len(g) > 1 for c in ("x1", "x2")]
+        t = float(np.nanmean(taus)) if taus and np.isfinite(taus).any() else 0.0
+        return float(np.clip(t, -1, 1))
+
+    #: the nulls the audit draws (:meth:`null`): the swap test is exact under the first, and the second shows
+    #: what it does when the metrics track y equally but are not interchangeable
+    NULLS = ("exchangeable", "x1 sharp", "x2 sharp")
+
+    def null(self, rng: np.random.Generator, kind: str = "exchangeable") -> stats.Estimate:
+        """Two metrics that track y equally well (within strata, on the units' ranks).
+
+        ``"exchangeable"``: each unit's two normal scores replaced by their average plus independent noise of the
+        spread of their half-difference, so that both metrics track y alike and disagree by as much as the data do.
+        ``"x1 sharp"`` (``"x2 sharp"``): at the data's mean tau t, x1 (x2) is y's exact rank on a share m of the
+        units and noise on the rest, with m = sqrt(1 + 3|t|) - 1 so that its expected tau is t (m^2 + 2m(1 - m)/3),
+        and the other metric is y's normal score plus Gaussian noise (a Gaussian copula at t): equally good, not
+        interchangeable."""
+        u = self._units()
+        strata = u.stratum.to_numpy()
         z1, z2 = (scipy_stats.norm.ppf((u.groupby("stratum")[c].rank() - 0.5) / u.groupby("stratum")[c].transform("size"))
                   for c in ("x1", "x2"))
-        common, spread = (z1 + z2) / 2, max(float(np.std((z1 - z2) / 2)), 1e-3)
-        return self.estimate(u.assign(x1=common + spread * rng.standard_normal(len(u)),
-                                      x2=common + spread * rng.standard_normal(len(u))))
+        if kind == "exchangeable":
+            common, spread = (z1 + z2) / 2, max(float(np.std((z1 - z2) / 2)), 1e-3)
+            return self.estimate(u.assign(x1=common + spread * rng.standard_normal(len(u)),
+                                          x2=common + spread * rng.standard_normal(len(u))))
+        if kind not in self.NULLS:
+            raise ValueError(f"kind must be one of {self.NULLS}, got {kind!r}")
+        t, y = self._common_tau, u.y.to_numpy()
+        zy = np.empty(len(u))  # a fresh Gaussian sample in y's order within each stratum
+        for g in np.unique(strata):
+            m = np.flatnonzero(strata == g)
+            zy[m] = np.sort(rng.standard_normal(len(m)))[scipy_stats.rankdata(y[m], method="ordinal") - 1]
+        share = math.sqrt(1 + 3 * abs(t)) - 1
+        exact = np.where(rng.random(len(u)) < share, math.copysign(1.0, t) * zy, rng.standard_normal(len(u)))
+        rho = math.sin(math.pi * t / 2)
+        smooth = rho * zy + math.sqrt(max(1 - rho * rho, 0.0)) * rng.standard_normal(len(u))
+        first, second = (exact, smooth) if kind == "x1 sharp" else (smooth, exact)
+        return self.estimate(u.assign(x1=first, x2=second))
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
         """x1 redrawn to track y at tau(x2, y) + ``effect``; where that passes ±1, x2 redrawn too, ``effect``
@@ -250,9 +282,9 @@ class TauDifferenceTest:
         return self.estimate(u.assign(x1=_reorder_within(u.x1.to_numpy(), sign * u.y.to_numpy(), strata),
                                       x2=_reorder_within(u.x2.to_numpy(), -sign * u.y.to_numpy(), strata)))
 
-    def replicated(self, k: int) -> "TauDifferenceTest":
-        return replace(self, x1=self.x1 * k, x2=self.x2 * k, y=self.y * k,
-                       design=_replicated(self.design, len(self.y), k))
+    def resized(self, n: int) -> "TauDifferenceTest":
+        u = _cycled_units(self._frame, n)
+        return replace(self, x1=tuple(u.x1), x2=tuple(u.x2), y=tuple(u.y), design=_unit_design(self.design, u))
 
     def n_units(self) -> int:
         return len(self._units())
@@ -260,8 +292,10 @@ class TauDifferenceTest:
 
 @dataclass(frozen=True)
 class ShareTest:
-    """The share of units where something happened, minus ``null``, by the exact binomial test
-    (:func:`studylib.stats.proportion`); a unit's value is the majority of its rows (a tied unit does not vote)."""
+    """The share of units where something happened, minus ``null_share``, by the exact binomial test
+    (:func:`studylib.stats.proportion`). A unit of several rows votes by the majority of its rows, which is a share
+    test only against a null of one half (ValueError otherwise); a unit tied at one half does not vote, and the
+    estimate's note says how many did not."""
     successes: tuple
     null_share: float
     design: Design
@@ -270,19 +304,37 @@ class ShareTest:
     kind = "share"
 
     @cached_property
-    def _unit_shares(self) -> np.ndarray:
+    def _unit_values(self) -> np.ndarray:
         s = pd.DataFrame({"s": np.asarray(self.successes, float)}).dropna()
         units = None if self.design.units is None else np.asarray(self.design.units)[s.index]
-        share = stats.unit_means(s, units).s.to_numpy()
+        if units is not None and len(set(units.tolist())) < len(units) and self.null_share != 0.5:
+            raise ValueError(f"a share test against a null of {self.null_share:g} needs one row per unit: a unit of "
+                             "several rows votes by its majority, whose null share is not the rows' one")
+        return stats.unit_means(s, units).s.to_numpy()
+
+    @cached_property
+    def _unit_shares(self) -> np.ndarray:
+        share = self._unit_values
         return (share[share != 0.5] > 0.5).astype(float)  # a tied unit does not vote
+
+    def _tied(self) -> int:
+        return int((self._unit_values == 0.5).sum())
 
     def _shares(self) -> np.ndarray:
         return self._unit_shares.copy()
 
     def estimate(self, s=None) -> stats.Estimate:
-        return stats.proportion(self._shares() if s is None else s, self.level, self.null_share)
+        if s is not None:
+            return stats.proportion(s, self.level, self.null_share)
+        est = stats.proportion(self._shares(), self.level, self.null_share)
+        tied = self._tied()
+        return replace(est, note=f"{tied} tied unit{'s' if tied > 1 else ''} did not vote") if tied else est
 
-    def null(self, rng: np.random.Generator) -> stats.Estimate:
+    #: the nulls the audit draws (:meth:`null`)
+    NULLS = ("coin",)
+
+    def null(self, rng: np.random.Generator, kind: str = "coin") -> stats.Estimate:
+        """A coin at the null share for each unit."""
         return self.estimate((rng.random(len(self._shares())) < self.null_share).astype(float))
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
@@ -295,18 +347,23 @@ class ShareTest:
             return self.estimate(np.full(n, 1.0 if sign > 0 else 0.0))
         return self.estimate((np.arange(n) < round(n * self.null_share)).astype(float))
 
-    def replicated(self, k: int) -> "ShareTest":
-        return replace(self, successes=self.successes * k, design=_replicated(self.design, len(self.successes), k))
+    def resized(self, n: int) -> "ShareTest":
+        return replace(self, successes=tuple(np.resize(self._unit_shares, n).tolist()),
+                       design=Design(self.design.unit))
 
     def n_units(self) -> int:
         return len(self._shares())
 
 
-def _replicated(design: Design, rows: int, k: int) -> Design:
-    """The design of ``k`` independent copies of the data: each copy's units are new units in the same strata."""
-    units = design.units if design.units is not None else tuple(range(rows))
-    return replace(design, units=tuple(f"{c}:{u}" for c in range(k) for u in units),
-                   strata=None if design.strata is None else design.strata * k)
+def _cycled_units(units: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` units made by cycling through the observed ones (each a new unit, in its stratum): the design grown or
+    cut to ``n`` units, to ask how many a claim would need."""
+    return units.iloc[np.resize(np.arange(len(units)), n)].reset_index(drop=True)
+
+
+def _unit_design(design: Design, units: pd.DataFrame) -> Design:
+    """The design of a frame of unit-level rows: each row its own unit, in the stratum it carries."""
+    return Design(design.unit, None, None if design.strata is None else tuple(units.stratum.tolist()))
 
 
 TESTS = (RankTest, PairedTest, TauDifferenceTest, ShareTest)

@@ -301,7 +301,7 @@ def _differences(a, b=None) -> tuple[np.ndarray, str]:
 def paired(a, b=None, level: float = 0.95) -> Estimate:
     """The mean of ``a - b`` over matched pairs (seeds, runs, layers; ``b`` omitted: the mean of ``a``) with
     Student's t interval and two-sided t-test p-value (exact for normal differences only: a claim is decided by
-    :func:`sign_flip` instead). Non-finite pairs are dropped; below two pairs, or with no spread, the interval is
+    :func:`sign_test` instead). Non-finite pairs are dropped; below two pairs, or with no spread, the interval is
     NaN with a ``note``. Used by the IIW and utilization chapters' descriptive tables (the learnt cells' margins,
     the ratios by reference and by setting, the reset's effect)."""
     _check_level(level)
@@ -400,7 +400,7 @@ def series_table(summaries: pd.DataFrame, metrics, level: float = 0.95) -> pd.Da
 
 # ---- tests at the level of units, valid at small n --------------------------------------------------------------
 
-#: sign flips or swaps per test: all 2^n of them while 2^n is at most this many (up to 14 units), else this many
+#: swaps per swap test: all 2^n of them while 2^n is at most this many (up to 14 units), else this many
 #: random ones
 RANDOM_FLIPS = 20000
 
@@ -439,53 +439,41 @@ def _flip_matrix(n: int, rng: np.random.Generator, flips: int) -> tuple[np.ndarr
     return np.vstack([np.ones(n), draws]), f"{flips} random"
 
 
-def sign_flip(a, b=None, level: float = 0.95, seed: int = 0, flips: int = RANDOM_FLIPS) -> Estimate:
-    """The mean of ``a - b`` over matched units (``b`` omitted: the mean of ``a``) with the sign-flip
-    (randomisation) test and the interval that inverts it: ``mu`` is in the interval when the test of "the
-    differences are symmetric about mu" does not reject at ``1 - level``; p is that test at mu = 0. For paired
-    units the null "a and b are exchangeable within each unit" (the same treatment twice) makes the differences
-    symmetric, so the test is exact under it whatever the arms' skew. For one sample (``b`` omitted), or arms that
-    are not exchangeable, it assumes the differences symmetric: skewed differences with mean 0 come out "held"
-    more often than the level says (30% at n = 8 on a lognormal), which the claims' audit of a one-sample claim
-    measures on a null resampled from the data's own centred values (:class:`studylib.designs.PairedTest`). At n units the
-    smallest reachable p is
-    2 / 2^n, so from 6 units on a 5% test can reject; below, the interval is unbounded (-inf, inf) and the
-    claim is undecidable at this n (:mod:`studylib.designs` says so). Exact over the 2^n sign vectors while 2^n
-    is at most ``flips``, else ``flips`` random ones (seeded by ``seed``). Non-finite pairs are
-    dropped. Used by every chapter's "A exceeds B" claims (through :func:`studylib.claims.mean_claim`)."""
+def sign_test(a, b=None, level: float = 0.95) -> Estimate:
+    """The median of ``a - b`` over matched units (``b`` omitted: the median of ``a``) with the exact sign test and
+    the distribution-free interval that inverts it (order statistics of the differences): ``mu`` is in the interval
+    when the test of "half the units lie above mu" does not reject at ``1 - level``; p is that test at mu = 0.
+    Exact for independent units whatever the law of their differences, skew included (a sign-flip test of the
+    mean assumes the differences symmetric, and skewed differences with mean 0 come out "held" more often than the
+    level says; ``tests/test_designs.py`` measures both). A unit exactly at mu counts against both sides (the closed interval
+    is conservative on discrete data). At n units the smallest reachable p is 2 / 2^n, so from 6 units on a 5% test
+    can reject; below, the interval is unbounded (-inf, inf) and the claim is undecidable at this n
+    (:mod:`studylib.designs` says so). Non-finite pairs are dropped. Used by every chapter's "A exceeds B" claims
+    (through :func:`studylib.claims.median_claim`)."""
     _check_level(level)
-    d, name = _differences(a, b)
+    d = np.asarray(a, float) - (0.0 if b is None else np.asarray(b, float))
+    d = np.sort(d[np.isfinite(d)])
     n = len(d)
+    name = "median" if b is None else "median difference"
+    method = "sign test, order-statistic interval"
     if n == 0:
-        return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, "sign flip",
-                        note="no finite values")
-    signs, how = _flip_matrix(n, np.random.default_rng(seed), flips)
+        return Estimate(name, math.nan, math.nan, math.nan, math.nan, 0, level, method, note="no finite values")
+    median = float(np.median(d))
+    below, above = int((d <= 0).sum()), int((d >= 0).sum())
+    p = float(min(1.0, 2 * stats.binom.cdf(min(below, above), n, 0.5)))
     alpha = 1 - level
-
-    def p_at(mu: float) -> float:
-        x = d - mu
-        return float((np.abs(signs @ x) >= abs(x.sum()) - 1e-12 * (1 + np.abs(x).sum())).mean())
-
-    mean = float(d.mean())
-    method = f"sign-flip test ({how}), interval by inversion"
-    if 2 / 2 ** n > alpha:
-        return Estimate(name, mean, -math.inf, math.inf, p_at(0.0), n, level, method,
-                        note=f"{n} units: a sign-flip test needs {units_for_sign_flip(level)} to reach p <= {alpha:g}")
-    span = float(np.ptp(d)) or max(abs(mean), 1.0)
-
-    def edge(inside: float, outside: float) -> float:
-        for _ in range(32):  # bisection between an accepted and a rejected mu, to 2^-32 of the start
-            mid = (inside + outside) / 2
-            inside, outside = (mid, outside) if p_at(mid) > alpha else (inside, mid)
-        return inside
-
-    low = edge(mean, float(d.min()) - span)
-    high = edge(mean, float(d.max()) + span)
-    return Estimate(name, mean, low, high, p_at(0.0), n, level, method)
+    # the k-th smallest and the k-th largest difference bound the interval, k the largest with P(Bin(n, 1/2) < k)
+    # <= alpha / 2; k = 0 means no bounded interval
+    k = int((stats.binom.cdf(np.arange(n), n, 0.5) <= alpha / 2 + 1e-12).sum())
+    if k == 0:
+        return Estimate(name, median, -math.inf, math.inf, p, n, level, method,
+                        note=f"{n} units: a sign test needs {units_for_sign_test(level)} to reach p <= {alpha:g}")
+    return Estimate(name, median, float(d[k - 1]), float(d[n - k]), p, n, level, method)
 
 
-def units_for_sign_flip(level: float = 0.95) -> int:
-    """The fewest units at which a sign-flip test can reject at ``1 - level`` (2 / 2^n <= 1 - level): 6 at 95%."""
+def units_for_sign_test(level: float = 0.95) -> int:
+    """The fewest units at which a sign test (or an exact swap test) can reject at ``1 - level`` (2 / 2^n <= 1 -
+    level): 6 at 95%."""
     return int(math.ceil(math.log2(2 / (1 - level)) - 1e-12))
 
 
@@ -540,6 +528,6 @@ def swap_tau_difference(x1, x2, y, strata=None, level: float = 0.95, seed: int =
     draws = mean_tau(np.where(swap, r2, r1)) - mean_tau(np.where(swap, r1, r2))
     p = float((np.abs(draws) >= abs(estimate) - 1e-12).mean())
     method = f"swap test ({how} swaps of the two metrics' ranks per unit); decided by p"
-    note = "" if 2 / len(signs) <= 1 - level else (f"{n} units: a swap test needs {units_for_sign_flip(level)} "
+    note = "" if 2 / len(signs) <= 1 - level else (f"{n} units: a swap test needs {units_for_sign_test(level)} "
                                                    f"to reach p <= {1 - level:g}")
     return Estimate(name, estimate, math.nan, math.nan, p, n, level, method, len(np.unique(labels)), note)

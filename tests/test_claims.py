@@ -72,20 +72,20 @@ def test_three_models_in_perfect_order_are_undecidable_never_held():
         c = claims.rank_claim([1, 2, 3], [1, 2, 3][::sign], sign)
         assert c.verdict == "undecidable here" and c.low < 0 < c.high + 1e-9 and c.n == 3
         assert c.units_needed == 6 and "needs about 6" in c.reason
-    one = claims.mean_claim([5.0], expected_sign=1)  # one value, 900 times its threshold: still no finding
+    one = claims.median_claim([5.0], expected_sign=1)  # one value, 900 times its threshold: still no finding
     assert one.verdict == "undecidable here" and one.units_needed == 6
 
 
-def test_mean_claim_true_false_and_null():
+def test_median_claim_true_false_and_null():
     rng = np.random.default_rng(4)
-    assert claims.mean_claim(rng.normal(1, 1, 20), expected_sign=1).verdict == "held"
-    assert claims.mean_claim(rng.normal(-1, 1, 20), expected_sign=1).verdict == "did not hold"
+    assert claims.median_claim(rng.normal(1, 1, 20), expected_sign=1).verdict == "held"
+    assert claims.median_claim(rng.normal(-1, 1, 20), expected_sign=1).verdict == "did not hold"
     a = rng.normal(2, 1, 20)
-    assert claims.mean_claim(a, a - 1 + 0.1 * rng.normal(size=20), expected_sign=1).verdict == "held"  # paired
-    rate = null_rate(lambda r: claims.mean_claim(r.normal(0, 1, 8), expected_sign=1))
+    assert claims.median_claim(a, a - 1 + 0.1 * rng.normal(size=20), expected_sign=1).verdict == "held"  # paired
+    rate = null_rate(lambda r: claims.median_claim(r.normal(0, 1, 8), expected_sign=1))
     print(f"mean claim held on null data in {rate:.1%} of 100 repetitions")
     assert rate <= 0.05
-    small = claims.mean_claim(rng.normal(0, 0.001, 50), expected_sign=1, negligible=0.01)
+    small = claims.median_claim(rng.normal(0, 0.001, 50), expected_sign=1, negligible=0.01)
     assert small.verdict == "did not hold" and "negligible" in small.reason
 
 
@@ -240,9 +240,11 @@ def test_the_replication_build_counts_only_chapters_run_on_its_seeds(tmp_path, m
 
 
 def test_the_worked_example_shows_a_rule_at_work_and_broken_rules_are_counted_apart():
-    rows = pd.DataFrame({"id": ["a:weak", "a:strong", "a:broken"], "verdict": ["held", "held", "inconclusive"],
-                         "low": [0.1, 0.2, -1.0], "high": [0.5, 0.6, 1.0], "false_held": [0.02, 0.03, 0.15],
-                         "power": [0.08, 0.9, 0.5], "audit_reps": [200, 200, 200]})
+    rows = pd.DataFrame({"id": ["a:weak", "a:strong", "a:broken", "a:refutes"],
+                         "verdict": ["held", "held", "inconclusive", "inconclusive"],
+                         "low": [0.1, 0.2, -1.0, -1.0], "high": [0.5, 0.6, 1.0, 1.0],
+                         "false_held": [0.02, 0.03, 0.15, 0.01], "false_refuted": [0.01, 0.02, 0.0, 0.15],
+                         "power": [0.08, 0.9, 0.5, 0.5], "audit_reps": [200, 200, 200, 200]})
     assert claims.worked_example(rows)["id"] == "a:strong"  # a held claim whose audit could have found an effect
     assert list(claims.standing_rules(rows).id) == ["a:weak", "a:strong"]
 
@@ -250,13 +252,13 @@ def test_the_worked_example_shows_a_rule_at_work_and_broken_rules_are_counted_ap
 def test_a_mean_inside_its_noise_floor_is_inconclusive_not_undecidable():
     """The floor bars this data, not the design: eight units at -0.26 inside a floor of 0.6 are "inconclusive"
     (data above the floor could decide the claim at this n), while three units stay "undecidable here"."""
-    inside = claims.mean_claim(np.full(8, -0.26) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
-                               units=list("abcdefgh"), paired=True, unit="cells")
+    inside = claims.median_claim(np.full(8, -0.26) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
+                               units=list("abcdefgh"), unit="cells")
     assert inside.verdict == "inconclusive" and "noise floor" in inside.reason
-    beyond = claims.mean_claim(np.full(8, -0.9) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
-                               units=list("abcdefgh"), paired=True, unit="cells")
+    beyond = claims.median_claim(np.full(8, -0.9) + np.linspace(-0.01, 0.01, 8), expected_sign=-1, floor=0.6,
+                               units=list("abcdefgh"), unit="cells")
     assert beyond.verdict == "held"
-    few = claims.mean_claim([-0.26, -0.25, -0.27], expected_sign=-1, floor=0.6, units=list("abc"), paired=True,
+    few = claims.median_claim([-0.26, -0.25, -0.27], expected_sign=-1, floor=0.6, units=list("abc"),
                             unit="cells")
     assert few.verdict == "undecidable here" and few.units_needed >= 6
 
@@ -264,10 +266,10 @@ def test_a_mean_inside_its_noise_floor_is_inconclusive_not_undecidable():
 def test_referee_findings_on_floors_combinations_power_and_replication():
     # a floor bars every kind of claim: "not negative" and "none" inside +-floor are inconclusive
     x = 0.05 + 0.002 * np.arange(12)
-    assert claims.mean_claim(x, expected_sign="not negative", floor=1.0, units=list("abcdefghijkl")).verdict == \
+    assert claims.median_claim(x, expected_sign="not negative", floor=1.0, units=list("abcdefghijkl")).verdict == \
         "inconclusive"
     # (a band narrower than the floor can never be shown: more units do not help)
-    assert claims.mean_claim(x - 0.07, expected_sign="none", negligible=0.1, floor=1.0,
+    assert claims.median_claim(x - 0.07, expected_sign="none", negligible=0.1, floor=1.0,
                              units=list("abcdefghijkl")).verdict == "undecidable here"
     # the same claim on several data sets, refuted on some and held on none, did not hold
     up = claims.rank_claim([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], -1, unit="models")

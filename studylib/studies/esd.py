@@ -311,7 +311,7 @@ def scale_collapse_claim(changes: dict[str, pd.DataFrame], twins: pd.DataFrame, 
     is concentrated too): a paired t interval over seeds, the norms decided each on its own. A verdict needs twins
     that are what they stand for (``twins``: :func:`train_collapse_twins`): every well-trained model
     :data:`LEARNT_MARGIN` above chance on the test set and above its deficient twin."""
-    parts = {label: claims.mean_claim(c["deficient twin"], c["another seed"], expected_sign=1, level=level,
+    parts = {label: claims.median_claim(c["deficient twin"], c["another seed"], expected_sign=1, level=level,
                                       unit="seeds", statistic=f"share of the change in {label} carried by the top "
                                       f"third of layers: deficient twin - another seed")
              for label, c in ((label, collapse_concentrations(frame)) for label, frame in changes.items())}
@@ -344,10 +344,10 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
         claims.share_claim(pre.alpha < 6, expected_sign=1, level=level, id="heavy-tailed",
                            claim="Trained weight matrices are heavy-tailed (alpha below 6), not Marchenko-Pastur",
                            where="§3, Fig. 1", statistic="share of MiniLM-L6 layers with alpha below 6", unit="layers"),
-        claims.mean_claim(pre.rand_num_spikes, pre.num_spikes, expected_sign=-1, level=level,
+        claims.median_claim(pre.rand_num_spikes, pre.num_spikes, expected_sign=-1, level=level,
                           id="shuffling-destroys-tail",
                           claim="Shuffling a matrix's entries destroys its heavy tail", where="§3, Fig. 1",
-                          statistic="mean change in MP outliers when shuffled (MiniLM-L6)", unit="layers"),
+                          statistic="median change in MP outliers when shuffled (MiniLM-L6)", unit="layers"),
     ]
     for series, group in frame.groupby("series", sort=False):
         out.append(claims.combine(
@@ -361,9 +361,9 @@ def claims_table(details: dict[str, pd.DataFrame], frame: pd.DataFrame, deficien
             claim=f"alpha_weighted predicts accuracy better than the log norm ({series})", where="§4, Table 5",
             statistic="tau(alpha_weighted, accuracy) - tau(log_norm, accuracy)"))
     well, poor = (weight_layers(details[name]).reset_index(drop=True) for name in deficient)
-    out.append(claims.mean_claim(poor.alpha, well.alpha, expected_sign=1, level=level, id="deficient-larger-alphas",
+    out.append(claims.median_claim(poor.alpha, well.alpha, expected_sign=1, level=level, id="deficient-larger-alphas",
                                  claim=f"A deficiently trained twin has larger alphas ({deficient[1]} vs {deficient[0]})",
-                                 where="§5, Fig. 5(a)", statistic="mean alpha difference, layer by layer",
+                                 where="§5, Fig. 5(a)", statistic="median alpha difference, layer by layer",
                                  unit="layers"))
     sizes = frame.groupby("series").size()
     testable = sizes[sizes >= stats.NORMALITY_MIN_N]

@@ -127,13 +127,13 @@ def claims_table(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
         claims.combine(
             "Pre-trained models go through memorisation then forgetting (IIW rises, then falls); randomly "
             "initialised ones do not", "Fig. 2, §3.3", {
-                f"pre-trained FT: IIW falls after its peak by more than {FORGETTING_DROP:.0%}": claims.mean_claim(
+                f"pre-trained FT: IIW falls after its peak by more than {FORGETTING_DROP:.0%}": claims.median_claim(
                     required_column(fall, "pre-trained FT") - FORGETTING_DROP, expected_sign=1, unit=CELL_UNIT,
                     units=cell_labels(fall.index),
-                    statistic=f"mean fall of IIW after its peak - {FORGETTING_DROP:.0%}, {estimator}, {ref}"),
-                f"random FT: IIW falls after its peak by at most {FORGETTING_DROP:.0%}": claims.mean_claim(
+                    statistic=f"median fall of IIW after its peak - {FORGETTING_DROP:.0%}, {estimator}, {ref}"),
+                f"random FT: IIW falls after its peak by at most {FORGETTING_DROP:.0%}": claims.median_claim(
                     required_column(fall, "random FT"), expected_sign="not positive", negligible=FORGETTING_DROP,
-                    unit=CELL_UNIT, units=cell_labels(fall.index), statistic=f"mean fall of IIW after its peak, {estimator}, {ref}")},
+                    unit=CELL_UNIT, units=cell_labels(fall.index), statistic=f"median fall of IIW after its peak, {estimator}, {ref}")},
             id=f"forgetting-phase-{suffix}"),
         claims.rank_claim(tracked.iiw, tracked.test_acc, "not negative", groups=run_id, id=f"epochs-{suffix}",
                           claim="Lower IIW does not reliably go with better accuracy across epochs",
@@ -149,11 +149,11 @@ def claims_table(runs: pd.DataFrame, epochs: pd.DataFrame, taus: pd.DataFrame,
         first = start.pivot_table(index=PAIR, columns="variant", values="iiw", dropna=False)
         start = start.merge(kept[PAIR + ["variant", "final_test_acc"]], on=PAIR + ["variant"])
         out += [
-            claims.mean_claim(log_ratio(required_column(first, "pre-trained FT"), required_column(first, "random FT")), expected_sign=-1,
-                              id=f"start-lower-{suffix}", units=cell_labels(first.index), paired=True,
+            claims.median_claim(log_ratio(required_column(first, "pre-trained FT"), required_column(first, "random FT")), expected_sign=-1,
+                              id=f"start-lower-{suffix}", units=cell_labels(first.index),
                               claim="Pre-trained models start fine-tuning with lower IIW than random ones",
                               where="Fig. 2, §3.3", unit=CELL_UNIT,
-                              statistic=f"mean log(IIW pre-trained / IIW random) at epoch 0, {estimator}, {ref}"),
+                              statistic=f"median log(IIW pre-trained / IIW random) at epoch 0, {estimator}, {ref}"),
             claims.rank_claim(start.iiw, start.final_test_acc, expected_sign=-1, id=f"start-predicts-{suffix}",
                               groups=stratum_labels(start, ["model", "task"]),
                               claim="A lower IIW at the start goes with better accuracy after fine-tuning",

@@ -225,22 +225,22 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
     kept, reason = in_regime(runs)
     learnt, learnt_reason = in_regime(runs, gain=False)
     acc = learnt.pivot_table(index=PAIR, columns="init", values="final_test_acc", dropna=False)
-    out = on_regime([claims.mean_claim(
+    out = on_regime([claims.median_claim(
         required_column(acc, "pre-trained"), required_column(acc, "random"), expected_sign=1, id="higher-accuracy",
         units=cell_labels(acc.index), claim="Pre-trained models reach higher test accuracy", where="Table 1, §3.2",
-        statistic="mean accuracy difference", unit="(model, task) cells where both twins learnt")],
+        statistic="median accuracy difference", unit="(model, task) cells where both twins learnt")],
         learnt, learnt_reason)
     iiw_claims = []
     for estimator in estimators:
         for reference in references:
             ratio = _iiw_log_ratio(kept, estimator, reference)
             floor = pib_floor(kept, reference) if estimator == "pib" else 0.0
-            iiw_claims.append(claims.mean_claim(
-                ratio, expected_sign=-1, units=cell_labels(ratio.index), paired=True,
+            iiw_claims.append(claims.median_claim(
+                ratio, expected_sign=-1, units=cell_labels(ratio.index),
                 floor=floor if math.isfinite(floor) else 0.0,
                 id=f"lower-iiw-{claims.slug(estimator)}-{claims.slug(reference)}",
                 claim="Pre-trained models have lower IIW than randomly initialised ones", where="Table 1, §3.2",
-                statistic=f"mean log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
+                statistic=f"median log(IIW pre-trained / IIW random), {estimator}, {REFERENCE_NAMES[reference]}",
                 unit=CELL_UNIT))
     estimator = estimators[0]
     groups = {reference: _final_groups(kept, estimator, reference) for reference in references}
@@ -248,11 +248,11 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
         pre = wide.xs("pre-trained", level="init") if len(wide) else None
         ratio, units = ((log_ratio(pre["classifier"], pre.drop(columns="classifier").max(axis=1)), cell_labels(pre.index))
                         if pre is not None else ([], []))
-        iiw_claims.append(claims.mean_claim(
-            ratio, expected_sign=1, units=units, paired=True,
+        iiw_claims.append(claims.median_claim(
+            ratio, expected_sign=1, units=units,
             id=f"head-highest-iiw-{claims.slug(reference)}",
             claim="In pre-trained models the head (fc) has the highest IIW of all groups", where="Fig. 1, §3.2",
-            statistic=f"mean log(IIW classifier / largest other group), {estimator}, {REFERENCE_NAMES[reference]}",
+            statistic=f"median log(IIW classifier / largest other group), {estimator}, {REFERENCE_NAMES[reference]}",
             unit=CELL_UNIT))
     reference = references[-1]
     wide = groups[reference]
@@ -265,12 +265,12 @@ def claims_table(runs: pd.DataFrame, estimators: list[str], references: list[str
         ratios = units = ([], [])
     where = f"{estimator}, {REFERENCE_NAMES[reference]}"
     iiw_claims += [
-        claims.mean_claim(ratios[0], expected_sign=1, id="random-embedding-high", units=units[0], paired=True,
+        claims.median_claim(ratios[0], expected_sign=1, id="random-embedding-high", units=units[0],
                           claim="In random models the embedding IIW is high (above the median layer)",
-                          where="Fig. 1, §3.2", statistic=f"mean log(IIW embedding / median layer), {where}",
+                          where="Fig. 1, §3.2", statistic=f"median log(IIW embedding / median layer), {where}",
                           unit=CELL_UNIT),
-        claims.mean_claim(ratios[1], expected_sign=1, id="embedding-above-layer-0", units=units[1], paired=True,
+        claims.median_claim(ratios[1], expected_sign=1, id="embedding-above-layer-0", units=units[1],
                           claim="In pre-trained models the embedding IIW exceeds layer 0's",
-                          where="§3.2", statistic=f"mean log(IIW embedding / layer 0), {where}", unit=CELL_UNIT),
+                          where="§3.2", statistic=f"median log(IIW embedding / layer 0), {where}", unit=CELL_UNIT),
     ]
     return claims.table(out + on_regime(iiw_claims, kept, reason))

@@ -167,14 +167,14 @@ def _task_pair(info: pd.DataFrame, larger: str, smaller: str, claim: str, id: st
     if larger not in info or smaller not in info:
         missing = [t for t in (larger, smaller) if t not in info]
         return claims.not_testable(claim, "§3, Fig. 1", f"task {', '.join(missing)} not run in this profile", id=id)
-    return claims.mean_claim(info[larger], info[smaller], 1, claim=claim, where="§3, Fig. 1", unit="seeds", id=id,
-                             statistic=f"mean information difference, {TASK_NAMES[larger]} - {TASK_NAMES[smaller]} (bits)")
+    return claims.median_claim(info[larger], info[smaller], 1, claim=claim, where="§3, Fig. 1", unit="seeds", id=id,
+                             statistic=f"median information difference, {TASK_NAMES[larger]} - {TASK_NAMES[smaller]} (bits)")
 
 
 def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame, capacity: pd.DataFrame,
                  ablation: pd.DataFrame, distill: pd.DataFrame) -> pd.DataFrame:
     """Seed 003's claims, each decided by the claims engine: every frame holds one row per (setting, seed)
-    (:func:`run_all`). Differences are paired by seed (the seeds are the units; sign-flip tests); a trend's units
+    (:func:`run_all`). Differences are paired by seed (the seeds are the units; sign tests of the median); a trend's units
     are its settings (tasks, noise levels, widths, teachers), each the mean over its seeds: the seeds of a fixed
     setting share its effect and are not independent points of the trend."""
     info = _by_seed(tasks, "task", "info_bits")
@@ -225,9 +225,9 @@ def claims_table(tasks: pd.DataFrame, noise: pd.DataFrame, domains: pd.DataFrame
     taught = distill[distill.sweep.isin(["teacher", "alpha"]) & distill.teacher_width.notna() & (distill.alpha > 0)
                      ].drop_duplicates(["seed", "teacher_width", "alpha"])  # the two sweeps share one setting
     change = 100 * (taught.student_acc - taught.seed.map(alone)).groupby(taught.seed).mean()
-    out.append(claims.mean_claim(change, expected_sign=0, negligible=2.0, unit="seeds", id="distillation-keeps-accuracy",
+    out.append(claims.median_claim(change, expected_sign=0, negligible=2.0, unit="seeds", id="distillation-keeps-accuracy",
                                  claim="Distillation changes the student's accuracy little", where="§7, Tables 10-11",
-                                 statistic="mean change in student test accuracy over the taught settings (points)"))
+                                 statistic="median change in student test accuracy over the taught settings (points)"))
     return claims.table(out)
 
 
@@ -252,7 +252,7 @@ def _saturation(capacity: pd.DataFrame) -> claims.Claim:
     steps = sorted(sized["size"].unique())[-2:]
     labels = task_sizes(capacity).set_index("size").label
     gain = wide.xs(steps[1], level="size") / wide.xs(steps[0], level="size") - 1
-    return claims.mean_claim(gain[wide.columns[-1]], gain[wide.columns[0]], 1, unit="seeds", id="saturation",
+    return claims.median_claim(gain[wide.columns[-1]], gain[wide.columns[0]], 1, unit="seeds", id="saturation",
                              claim="A model's information saturates as the task grows: its capacity",
                              where="§5, Fig. 6a, Table 7",
                              statistic=f"relative gain from {labels[steps[0]]} to {labels[steps[1]]}, width "
@@ -286,9 +286,9 @@ def controls_table(capacity: pd.DataFrame, squares: pd.DataFrame, distill: pd.Da
                                  id="privileged",
                                  claim="A teacher that saw a disjoint labelled pool transfers more at larger alpha",
                                  where="control", statistic="tau (alpha, I), seeds averaged"))
-    out.append(claims.mean_claim(extra, expected_sign=1, unit="seeds", id="privileged-more",
+    out.append(claims.median_claim(extra, expected_sign=1, unit="seeds", id="privileged-more",
                                  claim="... and more than a teacher of the same examples as the student", where="control",
-                                 statistic="mean over alphas of I(privileged) - I(plain teacher) (bits)"))
+                                 statistic="median over seeds of the mean over alphas of I(privileged) - I(plain teacher) (bits)"))
     return claims.table(out)
 
 
@@ -306,12 +306,12 @@ def _middle_blocks(ablation: pd.DataFrame) -> claims.Claim:
     density = info / blocks.pivot_table(index="seed", columns="component", values="n_params")
     gap = lambda frame, chosen: frame[chosen].max(axis=1) - frame.drop(columns=chosen).max(axis=1)
     return claims.combine(claim, where, {
-        "most information in a middle block": claims.mean_claim(
+        "most information in a middle block": claims.median_claim(
             gap(info, middle), expected_sign=1, unit="seeds",
-            statistic="mean (largest middle-block I - largest other I) (bits)"),
-        "highest density near the input": claims.mean_claim(
+            statistic="median (largest middle-block I - largest other I) (bits)"),
+        "highest density near the input": claims.median_claim(
             gap(density, near), expected_sign=1, unit="seeds",
-            statistic="mean (largest density near the input - largest other) (bits / parameter)")}, id="middle")
+            statistic="median (largest density near the input - largest other) (bits / parameter)")}, id="middle")
 
 
 def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
@@ -324,9 +324,9 @@ def _shortcuts(ablation: pd.DataFrame) -> claims.Claim:
         return claims.not_testable(claim, where, "the model has no shortcut convolutions", id="shortcuts")
     density = (kinds.pivot_table(index="seed", columns="component", values="I")
                / kinds.pivot_table(index="seed", columns="component", values="n_params"))
-    return claims.mean_claim(density[name] - density.drop(columns=name).min(axis=1), expected_sign=-1, unit="seeds",
+    return claims.median_claim(density[name] - density.drop(columns=name).min(axis=1), expected_sign=-1, unit="seeds",
                              claim=claim, where=where, id="shortcuts",
-                             statistic="mean (shortcut density - smallest other kind's) (bits / parameter)")
+                             statistic="median (shortcut density - smallest other kind's) (bits / parameter)")
 
 
 # --- the paper's tables beside ours, row for row (the chapter's "paper | ours" tables) ---

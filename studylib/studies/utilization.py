@@ -300,10 +300,10 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
     peaks = layers.groupby(["dataset", "noise", "layer", "width"]).utilization.mean().reset_index()
     argmax = peaks.loc[peaks.groupby(["dataset", "noise", "layer"]).utilization.idxmax()]
     widest = argmax.pivot_table(index=["dataset", "noise"], columns="layer", values="width")
-    out.append(claims.mean_claim(np.log2(widest[last]), np.log2(widest[1]), 1, id="deeper-peak-wider",
+    out.append(claims.median_claim(np.log2(widest[last]), np.log2(widest[1]), 1, id="deeper-peak-wider",
                                  claim="Deeper layers peak at larger widths (the diagonal moves bottom-right)",
                                  where="Fig. 2 caption", unit="(data set, noise) rows",
-                                 statistic=f"mean log2(peak width of layer {last} / of layer 1)"))
+                                 statistic=f"median log2(peak width of layer {last} / of layer 1)"))
     for rid, (reading, th) in readings.items():
         th = th.dropna(subset=["threshold_width"])
         out.append(claims.rank_claim(th.noise, th.threshold_width, 1, groups=th.dataset, id=f"threshold-moves-{rid}",
@@ -332,21 +332,21 @@ def claims_table(runs: pd.DataFrame, layers: pd.DataFrame, thresholds: pd.DataFr
     noisy = {i: l[l.noise > 0] for i, l in by_layer.items()}
     for target, label in FIG5_TARGETS.items():
         out.append(claims.combine(f"Early layers help the {label}, deeper layers hurt it (noisy labels)", "§4.5, Fig. 5", {
-            f"layer {last} hurts": claims.mean_claim(noisy[last][f"contribution_{target}"], expected_sign=-1,
+            f"layer {last} hurts": claims.median_claim(noisy[last][f"contribution_{target}"], expected_sign=-1,
                                                      unit=SETTINGS, units=_setting(noisy[last]),
-                                                     statistic=f"mean contribution of layer {last} to the {label}"),
-            "layer 1 helps": claims.mean_claim(noisy[1][f"contribution_{target}"], expected_sign=1,
+                                                     statistic=f"median contribution of layer {last} to the {label}"),
+            "layer 1 helps": claims.median_claim(noisy[1][f"contribution_{target}"], expected_sign=1,
                                                unit=SETTINGS, units=_setting(noisy[1]),
-                                               statistic=f"mean contribution of layer 1 to the {label}")},
+                                               statistic=f"median contribution of layer 1 to the {label}")},
             id=f"early-help-deep-hurt-{claims.slug(target)}"))
     over = reinit_effect(overfit_runs(runs, thresholds))
-    out.append(claims.mean_claim(over.d_loss_last1, expected_sign=-1, unit="noisy settings over the threshold",
+    out.append(claims.median_claim(over.d_loss_last1, expected_sign=-1, unit="noisy settings over the threshold",
                                  units=_setting(over), id="reset-lowers-test-loss",
                                  claim="Resetting the final layer after training lowers the test loss of an overfit model",
-                                 where="§4.5, Fig. 5", statistic="mean change in test loss (nats), last layer reset"))
-    out.append(claims.mean_claim(over.d_acc_last1, expected_sign=1, unit="noisy settings over the threshold",
+                                 where="§4.5, Fig. 5", statistic="median change in test loss (nats), last layer reset"))
+    out.append(claims.median_claim(over.d_acc_last1, expected_sign=1, unit="noisy settings over the threshold",
                                  units=_setting(over), id="reset-raises-test-accuracy",
                                  claim="Resetting the final layers regularises after training: test accuracy rises",
-                                 where="§4.5, §5", statistic="mean change in test accuracy, last layer reset"))
+                                 where="§4.5, §5", statistic="median change in test accuracy, last layer reset"))
     met, reason = in_regime(runs, thresholds, settings)
     return claims.table([claims.precondition(c, met, reason, ("did not hold",)) for c in out])
