@@ -127,6 +127,7 @@ def test_taylor_claims_decided_over_tasks():
     assert v["large-error-at-theta-z"] == "did not hold"
     v = _taylor_claims(q2_moved=[2e-4, 3e-4, 2.5e-4], error_small=[0.01, 0.02, 0.01], error_t1=[-0.3, 0.4, 0.35])
     assert v["median-delta-above-1e-4"] == "undecidable here"  # three tasks: no test over tasks can decide
+    assert v["error-grows-with-delta"] == "undecidable here"  # the points of three paths are not more tasks
 
 
 def test_finetuning_claims_read_matched_runs():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import claims, core
+from .. import claims, core, stats
 from ..metrics import taylor
 from ..runs import finetune
 from .iiw_grid import INITS, cached_finetune
@@ -58,24 +58,24 @@ PAPER_FIG3 = pd.DataFrame([
 
 def claims_table(summary: pd.DataFrame, paths: list[pd.DataFrame]) -> pd.DataFrame:
     """Seed 000's Proposition 1 and its empirical evidence (§4, Fig. 3): the size of ``|theta_Z - theta_0|`` over
-    tasks (t intervals of log10 medians of the parameters that moved), the growth of the Taylor error over the
-    path's upper decade (stratified tau by task) and its size at theta_Z. Two checks of the chapter hold by
+    tasks (sign tests of log10 medians of the parameters that moved), the growth of the Taylor error over the
+    path's upper decade (each task's Kendall tau of t and the error, one value per task) and its size at theta_Z. Two checks of the chapter hold by
     construction and are tests, not claims: a Gaussian mean shift has no Taylor error, and the error vanishes as
     t -> 0."""
     # over the parameters that moved: with the stand-ins' small data, the embedding rows of tokens never seen stay
     # at theta_0 exactly and can hold the all-parameter median at 0
     q2 = np.log10(summary["moved Q2"].to_numpy(float))
     # the upper decade of the path: the error vanishes as t -> 0 by construction, so only its growth there is a test
-    upper = pd.concat([p.assign(task=task) for task, p in zip(summary.task, paths)]).query("t >= 0.1")
+    # one value per task: the points of one run's path are not independent samples, the task (its run) is the unit
+    growth = [stats.kendall_tau(p.query("t >= 0.1").t, p.query("t >= 0.1").rel_error.abs()) for p in paths]
     out = [
         claims.median_claim(q2 + 4, expected_sign=1, id="median-delta-above-1e-4",
                           claim="The median |theta_Z - theta_0| of the parameters that moved exceeds 1e-4",
                           where="Fig. 3, §4", statistic="median log10(Q2 / 1e-4), parameters that moved", unit="tasks"),
-        claims.rank_claim(upper.t, upper.rel_error.abs(), expected_sign=1, groups=upper.task,
-                          id="error-grows-with-delta",
-                          claim="The precision of the approximation decreases as |theta_Z - theta_0| grows",
-                          where="Prop. 1", statistic="stratified tau (t, |relative error|), t from 0.1 to 1",
-                          unit="path points"),
+        claims.median_claim(growth, expected_sign=1, id="error-grows-with-delta",
+                            claim="The precision of the approximation decreases as |theta_Z - theta_0| grows",
+                            where="Prop. 1", statistic="median over tasks of tau(t, |relative error|), t from 0.1 to 1",
+                            unit="tasks"),
         claims.median_claim(summary["rel. error, t=1"].abs() - 0.1, expected_sign=1, id="large-error-at-theta-z",
                           claim="The IIW approximation has significant errors at the |delta| fine-tuning produces",
                           where="§4", statistic="median |relative error at t = 1| - 10%", unit="tasks"),
