@@ -236,9 +236,15 @@ def _best_case(test, direction: str, floor: float) -> stats.Estimate:
     return test.best_case(direction)
 
 
-def _fewest_units(works, n: int) -> int:
+#: up to this many units, the search for the fewest units that decide a claim checks every number below the
+#: bisection's answer (a discrete test's verdict is not always monotone in n)
+SCANNED_UP_TO = 64
+
+
+def _fewest_units(works, n: int, scan: bool = False) -> int:
     """The fewest units, above ``n`` (where ``works`` fails), at which ``works(units)`` is true: doubling, then
-    bisecting; 0 when not even ``designs.MOST_UNITS_ASKED`` do."""
+    bisecting, then (``scan``, for a deterministic ``works``) every number between ``n`` and the answer while it is
+    at most :data:`SCANNED_UP_TO`; 0 when not even ``designs.MOST_UNITS_ASKED`` do."""
     if n >= designs.MOST_UNITS_ASKED:
         return 0
     low, high = n, min(2 * n, designs.MOST_UNITS_ASKED)
@@ -249,6 +255,8 @@ def _fewest_units(works, n: int) -> int:
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if works(mid) else (mid, high)
+    if scan and high <= SCANNED_UP_TO:
+        return next((m for m in range(n + 1, high) if works(m)), high)
     return high
 
 
@@ -266,7 +274,7 @@ def _decidable(test, direction: str, negligible: float, floor: float) -> tuple[b
 
     if holds(n):
         return True, n
-    return False, _fewest_units(holds, n)
+    return False, _fewest_units(holds, n, scan=True)
 
 
 def _decided(test, direction, negligible: float, floor: float, claim: str, where: str, id: str, unit: str,
@@ -356,8 +364,15 @@ def share_claim(successes, expected_sign, null: float = 0.5, level: float = 0.95
                 units=None) -> Claim:
     """A claim about the share of true values in ``successes`` (one per row; ``units`` averages rows into units,
     a unit counting as its majority) relative to ``null`` (the statistic is the share minus ``null``), decided by
-    the exact interval of :func:`studylib.stats.proportion`. Used by the IIW fine-tuning and ESD chapters."""
+    the exact interval of :func:`studylib.stats.proportion`. A unit's majority vote has a share of its own, not its
+    rows' one: with several rows per unit, only a claim against one half without a band can be tested here
+    (ValueError otherwise: give the units' shares to :func:`median_claim`). Used by the ESD chapter."""
     _direction(expected_sign)
+    if (units is not None and len(set(np.asarray(units).tolist())) < len(np.asarray(units))
+            and (null != 0.5 or negligible)):
+        raise ValueError(f"a share claim with a band or a null other than 1/2 (null={null!r}, negligible="
+                         f"{negligible!r}) needs one row per unit: a unit of several rows votes by its majority, whose "
+                         "share is not the rows' one; give the units' shares to median_claim instead")
     test = designs.ShareTest(tuple(np.asarray(successes, float)), null, _design(unit, units, None),
                              level)
     return _decided(test, expected_sign, negligible, 0.0, claim, where, id, unit, f"{statistic} - {null:g}")
@@ -460,13 +475,22 @@ def _planted_effect(claim: Claim) -> float:
 BOUNDED = ("none", "not negative", "not positive")
 
 
-def _edge(claim: Claim) -> float:
-    """The effect at the border between the claim being true and false, where a rule may err most in both
-    directions: for a claim of :data:`BOUNDED`, the edge of its band on the side it excludes; for a claimed
-    direction, the smallest effect that matters (the negligible band's edge on the claimed side, or 0)."""
+#: how far past the edge of a band the audit draws (relative to the band): on discrete data many values land on
+#: the draw's centre, and at the edge itself the closed band would count them inside
+PAST_EDGE = 1e-6
+
+
+def _edge(claim: Claim, draw: str) -> float:
+    """Where the audit centres its draws at the border between the claim being true and false, where a rule may
+    err most: for a claim of :data:`BOUNDED`, its nulls ("null") just past the edge of its band on the side it
+    excludes, its true draws ("edge") just inside; for a claimed direction, its true draws ("edge") just past
+    the smallest effect that matters (the negligible band's edge on the claimed side), or at 0 without a band."""
+    band = claim.negligible
     if claim.direction in BOUNDED:
-        return -claim.negligible if claim.direction == "not negative" else claim.negligible
-    return -claim.negligible if claim.direction == "negative" else claim.negligible
+        sign = -1 if claim.direction == "not negative" else 1
+        return sign * band * (1 + PAST_EDGE if draw == "null" else 1 - PAST_EDGE)
+    sign = -1 if claim.direction == "negative" else 1
+    return sign * band * (1 + PAST_EDGE)
 
 
 #: what the audit draws: "null" (no effect, or for a claim of :data:`BOUNDED` the edge of its band), "edge"
@@ -487,7 +511,7 @@ def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None =
     if draw == "planted":
         estimate = null() if bounded else test.planted(rng, _planted_effect(claim))
     elif draw == "edge" or bounded:
-        estimate = test.planted(rng, _edge(claim)) if _edge(claim) else null()
+        estimate = test.planted(rng, _edge(claim, draw)) if _edge(claim, draw) else null()
     else:
         estimate = null()
     return _verdict(estimate, test, claim.direction, claim.negligible, claim.floor)[0]
@@ -518,8 +542,10 @@ def _coarse(claim: Claim) -> Claim:
 def _error_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float, float]:
     """The false-held rate, the false-refuted rate and the power of ``claim``'s rule over ``reps`` draws each.
     False held: on nulls of each kind the claim's tests draw (``NULLS``); for a combined claim the nulls are made
-    one part at a time, the other parts keeping their observed verdicts; the largest rate counts (all parts null at
-    once would multiply their rates and hide a broken part). False refuted: "did not hold" with every part at its :func:`_edge` (the claim true)."""
+    one part at a time, the other parts keeping their observed verdicts (all parts null at once would multiply
+    their rates and hide a broken part), and for a claim on several data sets (``"each"``) also all at once,
+    where "partly held" counts as held (the chance that some part holds adds up over the parts); the largest rate
+    counts. False refuted: "did not hold" with every part at its :func:`_edge` (the claim true)."""
     rng = np.random.default_rng(seed)
     rates = []
     for kind in _null_kinds(claim):
@@ -531,6 +557,9 @@ def _error_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float, floa
                     verdicts[i] = _rerun(part, rng, "null", kind)
                     held += _combined_verdict(verdicts, claim.direction) == "held"
                 rates.append(held / reps)
+            if claim.direction == "each":  # "partly held" (held on some data set) on every part's null at once
+                rates.append(sum(_rerun(claim, rng, "null", kind) in ("held", "partly held")
+                                 for _ in range(reps)) / reps)
         else:
             rates.append(_rate(claim, reps, rng, "null", "held", kind))
     false_held = max(rates)
@@ -612,7 +641,7 @@ def _planted_text(claim: Claim) -> str:
     if claim.parts:
         return "; ".join(p.planted or _planted_text(p) for p in claim.parts if p.test is not None)
     if claim.direction in BOUNDED:
-        return f"no effect; its null: {claim.statistic} {_num(_edge(claim))}"
+        return f"no effect; its null: {claim.statistic} {_num(_edge(claim, 'null'))}"
     return f"{claim.statistic} {_num(_planted_effect(claim))}"
 
 

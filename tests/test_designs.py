@@ -286,20 +286,28 @@ def test_a_failed_premise_keeps_an_inconclusive_claim_from_becoming_undecidable(
     assert kept.verdict == c.verdict and kept.premise_failed
 
 
-def sharp_and_smooth(rng, n=12):
-    """Two metrics with the same population tau (0.9) with y: x1 Gaussian noise around y, x2 y itself on 92% of
-    the units and noise on the rest (the referee's case)."""
-    y = rng.normal(size=n)
-    return y + 0.1583 * rng.normal(size=n), np.where(rng.random(n) < 0.9235, y, rng.normal(size=n)), y
+
+def test_discrete_data_at_the_edge_of_a_band_do_not_break_a_correct_verdict():
+    """Accuracy changes in steps of half a point with median 0: "changes little (within 2 points)" is true and
+    held. The audit draws just past the band's edge, so the values that land on its centre are not counted inside
+    a closed band (the referee's case: 30 of 36 such verdicts were turned inconclusive)."""
+    rng = np.random.default_rng(13)
+    kept = 0
+    for _ in range(4):
+        d = rng.choice(np.arange(-1.0, 1.5, 0.5), 10)
+        c = claims.median_claim(d, expected_sign="none", negligible=2.0, id="little")
+        audited = claims.audit(c, reps=200)
+        kept += c.verdict == audited.verdict == "held"
+        assert audited.false_held <= 0.05 and audited.false_refuted <= 0.05
+    assert kept == 4
 
 
-def test_the_audit_sees_metrics_that_are_equally_good_but_not_interchangeable():
-    """The swap test is exact when the two metrics are interchangeable, not when they only track y equally well:
-    here it says "x2 tracks better" more than 5% of the time. The audit's nulls of two shapes see it."""
-    rng = np.random.default_rng(12)
-    simulated = np.mean([claims.tau_difference_claim(*sharp_and_smooth(rng), -1, id="s").verdict == "held"
-                         for _ in range(300)])
-    audited = [claims.audit(claims.tau_difference_claim(*sharp_and_smooth(rng), -1, id="s"), reps=200).false_held
-               for _ in range(4)]
-    print(f"swap test held {simulated:.1%} on equal taus; the audit says {np.round(audited, 3)}")
-    assert simulated > 0.05 and np.mean(audited) > 0.05
+def test_partly_held_is_audited_with_every_part_null():
+    """Four data sets, no effect on any: "partly held" (held on some) is the union of the parts' chances, which the
+    audit measures with every part null at once."""
+    rng = np.random.default_rng(14)
+    parts = {f"set {i}": claims.rank_claim(rng.normal(size=8), rng.normal(size=8), 1) for i in range(4)}
+    audited = claims.audit(claims.combine("each", "w", parts, rule="each", id="each"), reps=300)
+    union = 1 - (1 - claims.audit(next(iter(parts.values())), reps=300).false_held) ** 4
+    print(f"each over 4 null parts: audit {audited.false_held:.1%}, union of one part's rate {union:.1%}")
+    assert audited.false_held >= 0.5 * union
