@@ -407,6 +407,17 @@ def not_testable(claim: str, where: str, reason: str, *, id: str = "") -> Claim:
     return Claim(claim, where, "", math.nan, math.nan, math.nan, 0, math.nan, "not testable here", reason, id=id)
 
 
+def _as_part(verdict: str, claim: Claim, estimate, parts: int) -> str:
+    """``claim``'s ``verdict`` (from ``estimate``: its estimate, interval and p) as one of ``parts`` parts of a
+    combined claim: a refutation by the opposite sign counts only at ``(1 - level) / parts`` (Bonferroni: the chance
+    that some part is refuted by chance adds up over the parts); one inside the negligible band counts as it is."""
+    if verdict != "did not hold" or parts <= 1 or claim.direction not in ("positive", "negative"):
+        return verdict
+    if claim.negligible and -claim.negligible <= estimate.low and estimate.high <= claim.negligible:
+        return verdict
+    return verdict if estimate.p <= (1 - claim.level) / parts else "inconclusive"
+
+
 def _combined_verdict(verdicts: list[str], rule: str) -> str:
     if rule == "all":
         if all(v == "held" for v in verdicts):
@@ -435,6 +446,9 @@ def _combined_verdict(verdicts: list[str], rule: str) -> str:
 def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all", *, id: str = "") -> Claim:
     """One claim from sub-claims decided by the same engine (``parts``: label -> claim).
 
+    A part refuted by the opposite sign counts as refuted only at ``(1 - level) / len(parts)`` (:func:`_as_part`),
+    so that the chance of refuting a true claim does not add up over its parts.
+
     ``rule="all"``: a conjunction (e.g. "rises, then falls"): held when every part held, did not hold when any
     part did not, not testable when any part is not testable, undecidable when any part is (and none refutes),
     else inconclusive.
@@ -448,8 +462,12 @@ def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all", 
     if not parts:
         raise ValueError("parts must hold at least one claim")
     labelled = [replace(p, claim=label) for label, p in parts.items()]
-    summary = "; ".join(f"{label}: {p.verdict}" for label, p in parts.items())
-    verdict = _combined_verdict([p.verdict for p in parts.values()], rule)
+    counted = {label: _as_part(p.verdict, p, p, len(parts)) for label, p in parts.items()}
+    summary = "; ".join(f"{label}: {p.verdict}" + ("" if counted[label] == p.verdict else
+                                                    f" alone (p = {p_text(p.p)}, above {(1 - p.level) / len(parts):g} "
+                                                    f"for one of {len(parts)} parts)")
+                        for label, p in parts.items())
+    verdict = _combined_verdict(list(counted.values()), rule)
     n = (sum if rule == "each" else max)(p.n for p in parts.values())
     one = next(iter(parts.values()))
     needed = max(p.units_needed for p in parts.values())
@@ -499,11 +517,13 @@ def _edge(claim: Claim, draw: str) -> float:
 DRAWS = ("null", "edge", "planted")
 
 
-def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None = None) -> str:
+def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None = None, parts: int = 1) -> str:
     """The verdict ``claim``'s rule gives on one draw of its data (:data:`DRAWS`); ``kind``: which of its tests'
-    nulls (``NULLS``) to draw, where a test has it (else its first)."""
+    nulls (``NULLS``) to draw, where a test has it (else its first); ``parts``: how many parts the combined claim it
+    belongs to has (:func:`_as_part`)."""
     if claim.parts:
-        return _combined_verdict([_rerun(p, rng, draw, kind) for p in claim.parts], claim.direction)
+        return _combined_verdict([_rerun(p, rng, draw, kind, len(claim.parts)) for p in claim.parts],
+                                 claim.direction)
     if claim.test is None:
         return claim.verdict
     test, bounded = claim.test, claim.direction in BOUNDED
@@ -514,7 +534,8 @@ def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None =
         estimate = test.planted(rng, _edge(claim, draw)) if _edge(claim, draw) else null()
     else:
         estimate = null()
-    return _verdict(estimate, test, claim.direction, claim.negligible, claim.floor)[0]
+    return _as_part(_verdict(estimate, test, claim.direction, claim.negligible, claim.floor)[0], claim, estimate,
+                    parts)
 
 
 def _null_kinds(claim: Claim) -> list[str]:
@@ -552,9 +573,10 @@ def _error_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float, floa
         if claim.parts:
             for i, part in enumerate(claim.parts):
                 held = 0
+                observed = [_as_part(p.verdict, p, p, len(claim.parts)) for p in claim.parts]
                 for _ in range(reps):
-                    verdicts = [p.verdict for p in claim.parts]
-                    verdicts[i] = _rerun(part, rng, "null", kind)
+                    verdicts = list(observed)
+                    verdicts[i] = _rerun(part, rng, "null", kind, len(claim.parts))
                     held += _combined_verdict(verdicts, claim.direction) == "held"
                 rates.append(held / reps)
             if claim.direction == "each":  # "partly held" (held on some data set) on every part's null at once

@@ -289,3 +289,20 @@ def test_referee_findings_on_floors_combinations_power_and_replication():
     out = claims.replicate(first, second).set_index("id")
     assert out.replication["x:a"] == "unstable" and out.verdict["x:a"] == "inconclusive"
     assert out.replication["x:b"] == ""
+
+
+def test_a_conjunction_is_refuted_only_by_a_part_refuted_at_the_level_over_the_parts():
+    """Two parts: a refutation at p = 0.039 is one at 5%, not at 2.5% (the chance that one of two true parts is
+    refuted by chance is about twice a part's); at p = 0.0039 it refutes the conjunction."""
+    held = claims.median_claim(np.linspace(1, 2, 9), expected_sign=1)
+    weak = claims.median_claim(np.r_[-np.linspace(1, 2, 8), 0.5], expected_sign=1)  # 8 of 9 below 0
+    strong = claims.median_claim(-np.linspace(1, 2, 9), expected_sign=1)
+    assert weak.verdict == "did not hold" and weak.p == pytest.approx(0.039, abs=1e-3)
+    both = claims.combine("c", "w", {"a": held, "b": weak}, id="c")
+    assert both.verdict == "inconclusive" and "did not hold alone" in both.reason
+    assert claims.combine("c", "w", {"a": held, "b": strong}, id="c").verdict == "did not hold"
+    rng = np.random.default_rng(15)
+    at_edge = sum(claims.combine("c", "w", {f"p{i}": claims.median_claim(rng.normal(size=12), expected_sign=1)
+                                            for i in range(3)}, id="c").verdict == "did not hold"
+                  for _ in range(400)) / 400
+    assert at_edge <= 0.05  # three parts at their edge (no effect): a conjunction is not refuted more often
