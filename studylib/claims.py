@@ -446,7 +446,7 @@ def _combined_verdict(verdicts: list[str], rule: str) -> str:
 def combine(claim: str, where: str, parts: dict[str, Claim], rule: str = "all", *, id: str = "") -> Claim:
     """One claim from sub-claims decided by the same engine (``parts``: label -> claim).
 
-    A part refuted by the opposite sign counts as refuted only at ``(1 - level) / len(parts)`` (:func:`_as_part`),
+    A part refuted by the opposite sign counts as refuted only at ``(1 - level) / len(parts)`` (Bonferroni),
     so that the chance of refuting a true claim does not add up over its parts.
 
     ``rule="all"``: a conjunction (e.g. "rises, then falls"): held when every part held, did not hold when any
@@ -511,9 +511,9 @@ def _edge(claim: Claim, draw: str) -> float:
     return sign * band * (1 + PAST_EDGE)
 
 
-#: what the audit draws: "null" (no effect, or for a claim of :data:`BOUNDED` the edge of its band), "edge"
-#: (:func:`_edge`: the claim true at the smallest effect that matters) and "planted" (the claimed effect, or for a
-#: claim of :data:`BOUNDED` no effect)
+#: what the audit draws: "null" (no effect, or for a claim of :data:`BOUNDED` just past the edge of its band),
+#: "edge" (the claim true at the smallest effect that matters, or just inside a bound's band) and "planted" (the
+#: claimed effect, or for a claim of :data:`BOUNDED` no effect)
 DRAWS = ("null", "edge", "planted")
 
 
@@ -610,21 +610,23 @@ def _units(claim: Claim) -> int:
 
 
 def audit(claim: Claim, reps: int | None = None, seed: int = 0) -> Claim:
-    """``claim`` with its audit, over ``reps`` draws of each kind (:data:`DRAWS`) made from its own data:
-    ``false_held``, the share of nulls of its own design (its units permuted within strata; its differences
-    centred on their median and resampled; two copies of its metrics that track y equally, exchangeable or of two
-    shapes; for a claim of :data:`BOUNDED`, the effect at the edge of its band on the side it excludes) that its
-    rule calls "held";
-    ``false_refuted``, the share of draws where the claim is true at the smallest effect that matters
-    (:func:`_edge`) that it calls "did not hold"; ``power``, the share of draws with a planted effect
-    (:data:`PLANTED`; for a claim of :data:`BOUNDED`, no effect) that it calls "held". An inconclusive claim whose
-    power is below ``1 - level`` cannot come out held at this design even when the effect is there: it becomes
-    "undecidable here", with about how many units would give a power of one half (the units cycled, ``reps`` / 4
-    draws per try). A rate over :data:`FALSE_HELD_LIMIT` is measured again on :data:`AUDIT_RECHECK` times the
-    draws; a "held" (or "partly held") whose false-held rate, or a "did not hold" whose false-refuted rate, is then
-    :func:`broken` becomes "inconclusive" (any other verdict says so in its reason): its test is not valid on its
-    data. Claims without data (not testable here) are returned as they are. Used by :func:`table`, so every
-    chapter's claims carry their audit."""
+    """``claim`` with its audit, over ``reps`` draws of each kind (:data:`DRAWS`) made from its own data.
+
+    - ``false_held``: the share of nulls of its own design that its rule calls "held" (its units permuted within
+      strata; its differences centred on their median and resampled; two exchangeable copies of its metrics; for a
+      claim of :data:`BOUNDED`, the effect just past the edge of its band on the side it excludes);
+    - ``false_refuted``: the share of draws where the claim is true at the smallest effect that matters (just past
+      the negligible band's edge on the claimed side, or just inside a bound's band) that it calls "did not hold";
+    - ``power``: the share of draws with a planted effect (:data:`PLANTED`; for a claim of :data:`BOUNDED`, no
+      effect) that it calls "held".
+
+    An inconclusive claim whose power is below ``1 - level`` cannot come out held at this design even when the
+    effect is there: it becomes "undecidable here", with about how many units would give a power of one half (the
+    units cycled, ``reps`` / 4 draws per try). A rate over :data:`FALSE_HELD_LIMIT` is measured again on
+    :data:`AUDIT_RECHECK` times the draws; a "held" (or "partly held") whose false-held rate, or a "did not hold"
+    whose false-refuted rate, is then :func:`broken` becomes "inconclusive" (any other verdict says so in its
+    reason): its test is not valid on its data. Claims without data (not testable here) are returned as they are.
+    Used by :func:`table`, so every chapter's claims carry their audit."""
     reps = AUDIT_REPS if reps is None else reps
     if not _auditable(claim) or claim.verdict == "not testable here" or _units(claim) < 2:
         return claim

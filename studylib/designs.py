@@ -109,7 +109,7 @@ class RankTest:
             u = u.assign(x=x)
         return stats.kendall(u.x, u.y, None if self.design.strata is None else u.stratum, self.level)
 
-    #: the nulls the audit draws (:meth:`null`)
+    #: the nulls the audit draws (the ``kind`` of ``null``)
     NULLS = ("permuted",)
 
     def null(self, rng: np.random.Generator, kind: str = "permuted") -> stats.Estimate:
@@ -165,7 +165,7 @@ class PairedTest:
         est = stats.sign_test(d, level=self.level)
         return est if self.b is None else replace(est, statistic="median difference")
 
-    #: the nulls the audit draws (:meth:`null`)
+    #: the nulls the audit draws (the ``kind`` of ``null``)
     NULLS = ("centred",)
 
     def null(self, rng: np.random.Generator, kind: str = "centred", shift: float = 0.0) -> stats.Estimate:
@@ -219,7 +219,7 @@ class TauDifferenceTest:
         strata = None if self.design.strata is None else u.stratum
         return stats.swap_tau_difference(u.x1, u.x2, u.y, strata, self.level, flips=self.flips)
 
-    #: the nulls the audit draws (:meth:`null`)
+    #: the nulls the audit draws (the ``kind`` of ``null``)
     NULLS = ("exchangeable",)
 
     def null(self, rng: np.random.Generator, kind: str = "exchangeable") -> stats.Estimate:
@@ -303,7 +303,7 @@ class ShareTest:
         tied = self._tied()
         return replace(est, note=f"{tied} tied unit{'s' if tied > 1 else ''} did not vote") if tied else est
 
-    #: the nulls the audit draws (:meth:`null`)
+    #: the nulls the audit draws (the ``kind`` of ``null``)
     NULLS = ("coin",)
 
     def null(self, rng: np.random.Generator, kind: str = "coin") -> stats.Estimate:
