@@ -517,32 +517,22 @@ def _edge(claim: Claim, draw: str) -> float:
 DRAWS = ("null", "edge", "planted")
 
 
-def _rerun(claim: Claim, rng: np.random.Generator, draw: str, kind: str | None = None, parts: int = 1) -> str:
-    """The verdict ``claim``'s rule gives on one draw of its data (:data:`DRAWS`); ``kind``: which of its tests'
-    nulls (``NULLS``) to draw, where a test has it (else its first); ``parts``: how many parts the combined claim it
-    belongs to has (:func:`_as_part`)."""
+def _rerun(claim: Claim, rng: np.random.Generator, draw: str, parts: int = 1) -> str:
+    """The verdict ``claim``'s rule gives on one draw of its data (:data:`DRAWS`); ``parts``: how many parts the
+    combined claim it belongs to has (:func:`_as_part`)."""
     if claim.parts:
-        return _combined_verdict([_rerun(p, rng, draw, kind, len(claim.parts)) for p in claim.parts],
-                                 claim.direction)
+        return _combined_verdict([_rerun(p, rng, draw, len(claim.parts)) for p in claim.parts], claim.direction)
     if claim.test is None:
         return claim.verdict
     test, bounded = claim.test, claim.direction in BOUNDED
-    null = lambda: test.null(rng, kind if kind in test.NULLS else test.NULLS[0])
     if draw == "planted":
-        estimate = null() if bounded else test.planted(rng, _planted_effect(claim))
-    elif draw == "edge" or bounded:
-        estimate = test.planted(rng, _edge(claim, draw)) if _edge(claim, draw) else null()
+        estimate = test.null(rng) if bounded else test.planted(rng, _planted_effect(claim))
+    elif (draw == "edge" or bounded) and _edge(claim, draw):
+        estimate = test.planted(rng, _edge(claim, draw))
     else:
-        estimate = null()
+        estimate = test.null(rng)
     return _as_part(_verdict(estimate, test, claim.direction, claim.negligible, claim.floor)[0], claim, estimate,
                     parts)
-
-
-def _null_kinds(claim: Claim) -> list[str]:
-    """The kinds of null the tests of ``claim`` (and of its parts) draw."""
-    if claim.test is not None:
-        return list(claim.test.NULLS)
-    return list(dict.fromkeys(k for p in claim.parts for k in _null_kinds(p)))
 
 
 def _auditable(claim: Claim) -> bool:
@@ -562,35 +552,31 @@ def _coarse(claim: Claim) -> Claim:
 
 def _error_rates(claim: Claim, reps: int, seed: int) -> tuple[float, float, float]:
     """The false-held rate, the false-refuted rate and the power of ``claim``'s rule over ``reps`` draws each.
-    False held: on nulls of each kind the claim's tests draw (``NULLS``); for a combined claim the nulls are made
-    one part at a time, the other parts keeping their observed verdicts (all parts null at once would multiply
+    False held: on nulls; for a combined claim the nulls are made one part at a time, the other parts keeping their observed verdicts (all parts null at once would multiply
     their rates and hide a broken part), and for a claim on several data sets (``"each"``) also all at once,
     where "partly held" counts as held (the chance that some part holds adds up over the parts); the largest rate
     counts. False refuted: "did not hold" with every part at its :func:`_edge` (the claim true)."""
     rng = np.random.default_rng(seed)
-    rates = []
-    for kind in _null_kinds(claim):
-        if claim.parts:
-            for i, part in enumerate(claim.parts):
-                held = 0
-                observed = [_as_part(p.verdict, p, p, len(claim.parts)) for p in claim.parts]
-                for _ in range(reps):
-                    verdicts = list(observed)
-                    verdicts[i] = _rerun(part, rng, "null", kind, len(claim.parts))
-                    held += _combined_verdict(verdicts, claim.direction) == "held"
-                rates.append(held / reps)
-            if claim.direction == "each":  # "partly held" (held on some data set) on every part's null at once
-                rates.append(sum(_rerun(claim, rng, "null", kind) in ("held", "partly held")
-                                 for _ in range(reps)) / reps)
-        else:
-            rates.append(_rate(claim, reps, rng, "null", "held", kind))
-    false_held = max(rates)
+    if claim.parts:
+        rates = []
+        observed = [_as_part(p.verdict, p, p, len(claim.parts)) for p in claim.parts]
+        for i, part in enumerate(claim.parts):
+            held = 0
+            for _ in range(reps):
+                verdicts = list(observed)
+                verdicts[i] = _rerun(part, rng, "null", len(claim.parts))
+                held += _combined_verdict(verdicts, claim.direction) == "held"
+            rates.append(held / reps)
+        if claim.direction == "each":  # "partly held" (held on some data set) on every part's null at once
+            rates.append(sum(_rerun(claim, rng, "null") in ("held", "partly held") for _ in range(reps)) / reps)
+        false_held = max(rates)
+    else:
+        false_held = _rate(claim, reps, rng, "null", "held")
     return false_held, _rate(claim, reps, rng, "edge", "did not hold"), _power(claim, reps, rng)
 
 
-def _rate(claim: Claim, reps: int, rng: np.random.Generator, draw: str, verdict: str,
-          kind: str | None = None) -> float:
-    return sum(_rerun(claim, rng, draw, kind) == verdict for _ in range(reps)) / reps
+def _rate(claim: Claim, reps: int, rng: np.random.Generator, draw: str, verdict: str) -> float:
+    return sum(_rerun(claim, rng, draw) == verdict for _ in range(reps)) / reps
 
 
 def _power(claim: Claim, reps: int, rng: np.random.Generator) -> float:
@@ -742,7 +728,8 @@ def records(frame: pd.DataFrame, paper: str, **extra) -> list[dict]:
              "statistic": c.statistic, "estimate": c.estimate, "low": c.low, "high": c.high, "n": c.n,
              "unit": c.unit, "p": c.p, "level": c.level, "evidence": c.evidence, "verdict": c.verdict,
              "reason": c.reason, "control": c.control, "floor": c.floor, "units_needed": c.units_needed,
-             "false_held": c.false_held, "false_refuted": c.false_refuted, "power": c.power, "planted": c.planted, "audit_reps": c.audit_reps,
+             "false_held": c.false_held, "false_refuted": c.false_refuted, "power": c.power, "planted": c.planted,
+             "audit_reps": c.audit_reps,
              "audit": audit_text(c)}
             for c in frame.attrs["claims"]]
 

@@ -109,10 +109,7 @@ class RankTest:
             u = u.assign(x=x)
         return stats.kendall(u.x, u.y, None if self.design.strata is None else u.stratum, self.level)
 
-    #: the nulls the audit draws (the ``kind`` of ``null``)
-    NULLS = ("permuted",)
-
-    def null(self, rng: np.random.Generator, kind: str = "permuted") -> stats.Estimate:
+    def null(self, rng: np.random.Generator) -> stats.Estimate:
         """x permuted across units within strata."""
         u = self._units()
         return self.estimate(_permute_within(u.x.to_numpy(), u.stratum.to_numpy(), rng))
@@ -165,10 +162,7 @@ class PairedTest:
         est = stats.sign_test(d, level=self.level)
         return est if self.b is None else replace(est, statistic="median difference")
 
-    #: the nulls the audit draws (the ``kind`` of ``null``)
-    NULLS = ("centred",)
-
-    def null(self, rng: np.random.Generator, kind: str = "centred", shift: float = 0.0) -> stats.Estimate:
+    def null(self, rng: np.random.Generator, shift: float = 0.0) -> stats.Estimate:
         """The units' differences centred on their median and drawn with replacement, plus ``shift``: a null (at
         ``shift`` 0) with the data's own skew and spread, whose median is 0. Swapping the arms at random would
         make the differences symmetric, which hides a test that assumes symmetry."""
@@ -177,7 +171,7 @@ class PairedTest:
 
     def planted(self, rng: np.random.Generator, effect: float) -> stats.Estimate:
         """The null with its median moved to ``effect``."""
-        return self.null(rng, shift=effect)
+        return self.null(rng, effect)
 
     def best_case(self, direction: str, beyond: float = 0.0) -> stats.Estimate:
         """Every unit at the largest observed absolute difference (at least ``beyond``: a claim with a noise floor
@@ -219,10 +213,7 @@ class TauDifferenceTest:
         strata = None if self.design.strata is None else u.stratum
         return stats.swap_tau_difference(u.x1, u.x2, u.y, strata, self.level, flips=self.flips)
 
-    #: the nulls the audit draws (the ``kind`` of ``null``)
-    NULLS = ("exchangeable",)
-
-    def null(self, rng: np.random.Generator, kind: str = "exchangeable") -> stats.Estimate:
+    def null(self, rng: np.random.Generator) -> stats.Estimate:
         """Two exchangeable metrics: each unit's two normal scores (of the metrics' ranks within stratum) replaced by
         their average plus independent noise of the spread of their half-difference, so that both metrics track
         y alike and disagree by as much as the data do. The swap test's null is this one (the metrics
@@ -266,9 +257,9 @@ class TauDifferenceTest:
 @dataclass(frozen=True)
 class ShareTest:
     """The share of units where something happened, minus ``null_share``, by the exact binomial test
-    (:func:`studylib.stats.proportion`). A unit of several rows votes by the majority of its rows, which is a share
-    test only against a null of one half (ValueError otherwise); a unit tied at one half does not vote, and the
-    estimate's note says how many did not."""
+    (:func:`studylib.stats.proportion`). A unit of several rows votes by the majority of its rows (a share test
+    only against a null of one half without a band: :func:`studylib.claims.share_claim` checks it); a unit tied at
+    one half does not vote, and the estimate's note says how many did not."""
     successes: tuple
     null_share: float
     design: Design
@@ -280,9 +271,6 @@ class ShareTest:
     def _unit_values(self) -> np.ndarray:
         s = pd.DataFrame({"s": np.asarray(self.successes, float)}).dropna()
         units = None if self.design.units is None else np.asarray(self.design.units)[s.index]
-        if units is not None and len(set(units.tolist())) < len(units) and self.null_share != 0.5:
-            raise ValueError(f"a share test against a null of {self.null_share:g} needs one row per unit: a unit of "
-                             "several rows votes by its majority, whose null share is not the rows' one")
         return stats.unit_means(s, units).s.to_numpy()
 
     @cached_property
@@ -303,10 +291,7 @@ class ShareTest:
         tied = self._tied()
         return replace(est, note=f"{tied} tied unit{'s' if tied > 1 else ''} did not vote") if tied else est
 
-    #: the nulls the audit draws (the ``kind`` of ``null``)
-    NULLS = ("coin",)
-
-    def null(self, rng: np.random.Generator, kind: str = "coin") -> stats.Estimate:
+    def null(self, rng: np.random.Generator) -> stats.Estimate:
         """A coin at the null share for each unit."""
         return self.estimate((rng.random(len(self._shares())) < self.null_share).astype(float))
 
